@@ -1,0 +1,88 @@
+"""One settings object for every entry point: environment (``DISTILLGUARD_*``) over an optional TOML file.
+
+Precedence, highest first: explicit keyword arguments, environment variables,
+the TOML file named by ``DISTILLGUARD_CONFIG`` (or ``--config``), defaults.
+Secrets are ``SecretStr`` so they never appear in a repr or a log line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+ENV_PREFIX = "DISTILLGUARD_"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of workers and tools (see README, "Configuration")."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    # Kafka connection
+    bootstrap_servers: str = Field("localhost:9092", description="comma-separated host:port list")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = Field(None, description="read the SASL password from this file")
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_check_hostname: bool = True
+
+    # topics
+    events_topic: str = "llm.usage.events"
+    dlq_topic: str = "llm.usage.dlq"
+    alerts_topic: str = "extraction.alerts"
+    feedback_topic: str = "extraction.feedback"
+    partitions: int = Field(6, ge=1)
+    replication_factor: int = Field(1, ge=1)
+
+    # worker
+    app_id: str = Field("distillguard", description="Faust app id = consumer group and state topic prefix")
+    data_dir: Path = Field(Path("./.distillguard-data"), description="Faust data dir (table stores)")
+    web_port: int = Field(6066, ge=0, le=65535)
+    web_host: str = "0.0.0.0"
+
+    # limits
+    max_event_bytes: int = Field(256 * 1024, ge=256, description="larger events go to the dead-letter topic")
+
+    # logging
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get(f"{ENV_PREFIX}CONFIG")
+        if path:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"{ENV_PREFIX}CONFIG names {path!r}, which is not a readable file")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    def sasl_secret(self) -> str | None:
+        """The SASL password, from the setting or from ``sasl_password_file``."""
+        if self.sasl_password is not None:
+            return self.sasl_password.get_secret_value()
+        if self.sasl_password_file is not None:
+            return self.sasl_password_file.read_text().strip()
+        return None
+
+
+def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings; ``config`` names a TOML file (same keys as the env vars, lower-case, no prefix)."""
+    if config is not None:
+        os.environ[f"{ENV_PREFIX}CONFIG"] = str(config)
+    return Settings(**overrides)

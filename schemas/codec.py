@@ -1,0 +1,212 @@
+"""bytes -> validated, typed usage event, compiled from ``usage_event.schema.json``.
+
+Validating every event with a general JSON Schema engine costs tens of
+microseconds; the pipeline's budget is a few. So this module reads the schema
+file once and compiles each property into a small checker closure. It supports
+exactly the keywords the schema uses (``type``, ``minLength``, ``maxLength``,
+``minimum``, ``maximum``, ``pattern``, ``enum``, ``format: date-time``) and
+refuses to load a schema that uses any other, so the file stays the single
+source of truth; ``tests/test_codec_conformance.py`` proves that the codec and
+``jsonschema`` accept and reject the same generated corpus.
+
+Semantics follow JSON Schema: ``integer`` accepts a float with no fractional
+part (normalised to ``int``), booleans are never numbers, ``pattern`` is a
+search (not a full match). ``null`` on an optional field means absent. Unknown
+fields are dropped. ``prompt_text`` is handed to a feature hook and dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import orjson
+
+from schemas.event import Event
+
+SCHEMA_FILES = {
+    "usage_event": "usage_event.schema.json",
+    "alert": "alert.schema.json",
+    "feedback": "feedback.schema.json",
+    "dead_letter": "dead_letter.schema.json",
+}
+DEFAULT_MAX_EVENT_BYTES = 256 * 1024
+_SUPPORTED = {"type", "minLength", "maxLength", "minimum", "maximum", "pattern", "enum", "format", "description"}
+
+PromptHook = Callable[[str], Mapping[str, Any]]
+
+
+class DecodeError(ValueError):
+    """An input that is not a valid usage event; ``reason`` is the dead-letter reason."""
+
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    """Load one of the contract's JSON Schema files (``usage_event``, ``alert``, ...)."""
+    text = resources.files("schemas").joinpath(SCHEMA_FILES[name]).read_bytes()
+    return orjson.loads(text)
+
+
+def _type_name(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int):
+        return "integer"
+    if isinstance(v, float):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object"
+
+
+def parse_timestamp(value: str) -> float:
+    """RFC 3339 (already pattern-checked) -> epoch seconds; range errors raise ValueError."""
+    return datetime.fromisoformat(value).timestamp()
+
+
+def _property_code(name: str, spec: Mapping[str, Any], required: bool, consts: dict[str, Any]) -> list[str]:
+    """Python source lines that check and copy one property (``v`` holds its value)."""
+    unknown = set(spec) - _SUPPORTED
+    if unknown:
+        raise ValueError(f"schema property {name!r} uses unsupported keywords {sorted(unknown)}")
+    types = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
+    base = [t for t in types if t != "null"]
+    if len(base) != 1:
+        raise ValueError(f"schema property {name!r}: exactly one non-null type is supported")
+    kind, nullable = base[0], "null" in types
+    if "format" in spec and (spec["format"] != "date-time" or kind != "string"):
+        raise ValueError(f"schema property {name!r}: only format date-time on strings is supported")
+
+    def fail(problem: str, value_suffix: bool = False) -> str:
+        """A raise statement; with ``value_suffix`` the offending value is appended."""
+        msg = repr(f"{name}: {problem}")
+        return f"raise DecodeError({msg} + repr(v), {name!r})" if value_suffix else f"raise DecodeError({msg}, {name!r})"
+
+    if required:
+        lines = [f"v = get({name!r}, MISSING)", "if v is MISSING:", "    " + fail("required field missing"),
+                 "elif v is None:", "    " + ("pass" if nullable else fail("must not be null")), "else:"]
+    else:  # a membership test is cheaper than get() for the many absent optional fields
+        if not nullable:
+            raise ValueError(f"schema property {name!r}: optional properties must allow null (= absent)")
+        lines = [f"if {name!r} in obj and (v := obj[{name!r}]) is not None:"]
+    wrong = f"raise DecodeError({name + ': expected ' + kind + ', got '!r} + type_name(v), {name!r})"
+    body: list[str] = []
+    if kind == "string":
+        body += ["if type(v) is not str:", "    " + wrong]
+        if "minLength" in spec:
+            body += [f"if len(v) < {spec['minLength']}:", "    " + fail(f"shorter than {spec['minLength']} characters")]
+        if "maxLength" in spec:
+            body += [f"if len(v) > {spec['maxLength']}:", "    " + fail(f"longer than {spec['maxLength']} characters")]
+        if "pattern" in spec:
+            consts[f"re_{name}"] = re.compile(spec["pattern"]).search
+            body += [f"if re_{name}(v) is None:", "    " + fail("does not match the required format")]
+        if spec.get("format") == "date-time":
+            body += ["try:", "    out['ts'] = parse_timestamp(v)", "except (ValueError, OverflowError):",
+                     "    " + fail("not a valid date-time")]
+    elif kind == "integer":
+        body += ["if type(v) is not int:", "    if type(v) is float and v.is_integer():", "        v = int(v)",
+                 "    else:", "        " + wrong]
+    elif kind == "number":
+        body += ["if type(v) is not float and type(v) is not int:", "    " + wrong]
+    elif kind == "boolean":
+        body += ["if type(v) is not bool:", "    " + wrong]
+    else:
+        raise ValueError(f"schema property {name!r}: type {kind!r} is not supported")
+    if "minimum" in spec:
+        body += [f"if v < {spec['minimum']!r}:", "    " + fail(f"must be >= {spec['minimum']}, got ", True)]
+    if "maximum" in spec:
+        body += [f"if v > {spec['maximum']!r}:", "    " + fail(f"must be <= {spec['maximum']}, got ", True)]
+    enum = [e for e in spec.get("enum", []) if e is not None]
+    if enum:
+        consts[f"enum_{name}"] = enum
+        allowed = ", ".join(orjson.dumps(e).decode() for e in spec["enum"])
+        body += [f"if v not in enum_{name}:", "    " + fail(f"must be one of [{allowed}], got ", True)]
+    body.append("text = v" if name == "prompt_text" else f"out[{name!r}] = v")
+    return lines + ["    " + line for line in body]
+
+
+def _compile_decoder(schema: Mapping[str, Any]) -> Callable[[dict[str, Any]], tuple[dict[str, Any], str | None]]:
+    """Generate one straight-line function that validates and copies every property of the schema.
+
+    Generated code (as fastjsonschema does) keeps per-event cost to a few
+    microseconds; it also normalises, drops unknown and null fields, and
+    derives ``ts``, which a plain validator would not.
+    """
+    required = set(schema["required"])
+    consts: dict[str, Any] = {}
+    src = ["def decode(obj):", "    out = {}", "    text = None", "    get = obj.get"]
+    for name, spec in schema["properties"].items():
+        src += ["    " + line for line in _property_code(name, spec, name in required, consts)]
+    src.append("    return out, text")
+    env: dict[str, Any] = {"MISSING": object(), "DecodeError": DecodeError, "type_name": _type_name,
+                           "parse_timestamp": parse_timestamp, **consts}
+    exec(compile("\n".join(src), "<usage_event decoder>", "exec"), env)  # noqa: S102 - source built from our own schema
+    return env["decode"]
+
+
+class EventCodec:
+    """Decode raw usage-event bytes into validated :class:`Event` dicts.
+
+    ``prompt_hook`` receives ``prompt_text`` and returns derived fields
+    (fingerprint, template id, ...) that fill fields the gateway did not send;
+    the text itself is never returned, stored or logged.
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_EVENT_BYTES, prompt_hook: PromptHook | None = None) -> None:
+        self.max_bytes = max_bytes
+        self.prompt_hook = prompt_hook
+        self._decode = _compile_decoder(load_schema("usage_event"))
+
+    def decode(self, raw: bytes | bytearray | memoryview | str) -> Event:
+        """Validate one JSON document; raise :class:`DecodeError` naming the field and the problem."""
+        size = len(raw.encode() if isinstance(raw, str) else raw)
+        if size > self.max_bytes:
+            raise DecodeError(f"oversized: {size} bytes > limit {self.max_bytes}")
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise DecodeError(f"invalid JSON: {exc}") from None
+        return self.decode_obj(obj)
+
+    def decode_obj(self, obj: Any) -> Event:
+        """Validate an already parsed JSON value."""
+        if type(obj) is not dict:
+            raise DecodeError(f"not a JSON object: got {_type_name(obj)}")
+        out, text = self._decode(obj)
+        if text is not None and self.prompt_hook is not None:
+            for key, value in self.prompt_hook(text).items():
+                out.setdefault(key, value)
+        return out  # type: ignore[return-value]
+
+
+_PROMPT_FIELD = re.compile(rb'"prompt_text"\s*:\s*"(?:[^"\\]|\\.)*"?')
+
+
+def strip_prompt(raw: bytes) -> bytes:
+    """Return ``raw`` without its ``prompt_text``, so rejected input can be dead-lettered safely.
+
+    A JSON object is re-serialised without the field; anything that does not
+    parse gets the field's value redacted by pattern (best effort on broken
+    input), so raw prompt text never reaches a topic or a file.
+    """
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _PROMPT_FIELD.sub(b'"prompt_text":"[redacted]"', raw)
+    if isinstance(obj, dict) and "prompt_text" in obj:
+        obj.pop("prompt_text")
+        return orjson.dumps(obj)
+    return raw
