@@ -38,11 +38,8 @@ def scrub(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any
     return event_dict
 
 
-def configure_logging(fmt: str = "auto", level: str = "INFO", stream: TextIO | None = None) -> None:
-    """Configure structlog and the stdlib root logger (Faust, aiokafka) to share one format."""
-    stream = stream or sys.stderr
-    as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
-    shared: list[Any] = [
+def _shared_processors() -> list[Any]:
+    return [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
@@ -50,26 +47,56 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", stream: TextIO | N
         structlog.processors.format_exc_info,
         scrub,
     ]
+
+
+def build_formatter(fmt: str = "auto", stream: TextIO | None = None) -> logging.Formatter:
+    """A stdlib formatter that renders every record (ours, Faust's, aiokafka's) through the chain.
+
+    Also usable from ``logging.config.dictConfig`` (``{"()": "distillguard.logs.build_formatter"}``),
+    which is how the Faust worker installs it.
+    """
+    stream = stream or sys.stderr
+    as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     renderer: Any = (
         structlog.processors.JSONRenderer(serializer=_orjson_dumps)
         if as_json
         else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     )
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_shared_processors(),
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+
+
+def _configure_structlog() -> None:
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[*_shared_processors(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-    )
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter)
+
+
+def configure_logging(fmt: str = "auto", level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Configure structlog and the stdlib root logger (Faust, aiokafka) to share one format."""
+    _configure_structlog()
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(build_formatter(fmt, stream))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+def logging_dict_config(fmt: str = "auto", level: str = "INFO") -> dict[str, Any]:
+    """The same set-up as a dictConfig, for ``faust.Worker(logging_config=...)``."""
+    _configure_structlog()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"distillguard": {"()": "distillguard.logs.build_formatter", "fmt": fmt}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "distillguard", "stream": "ext://sys.stderr"}},
+        "root": {"handlers": ["stderr"], "level": level},
+    }
 
 
 def _orjson_dumps(obj: Any, **_kw: Any) -> str:

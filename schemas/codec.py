@@ -195,18 +195,33 @@ class EventCodec:
 _PROMPT_FIELD = re.compile(rb'"prompt_text"\s*:\s*"(?:[^"\\]|\\.)*"?')
 
 
-def strip_prompt(raw: bytes) -> bytes:
-    """Return ``raw`` without its ``prompt_text``, so rejected input can be dead-lettered safely.
+def _without_prompt(value: Any) -> tuple[Any, bool]:
+    """``value`` with every ``prompt_text`` key removed at any depth, and whether one was found."""
+    if isinstance(value, dict):
+        found = "prompt_text" in value
+        out = {}
+        for k, v in value.items():
+            if k == "prompt_text":
+                continue
+            out[k], sub = _without_prompt(v)
+            found = found or sub
+        return out, found
+    if isinstance(value, list):
+        items = [_without_prompt(v) for v in value]
+        return [v for v, _ in items], any(f for _, f in items)
+    return value, False
 
-    A JSON object is re-serialised without the field; anything that does not
-    parse gets the field's value redacted by pattern (best effort on broken
-    input), so raw prompt text never reaches a topic or a file.
+
+def strip_prompt(raw: bytes) -> bytes:
+    """Return ``raw`` without any ``prompt_text``, so rejected input can be dead-lettered safely.
+
+    Parseable JSON is re-serialised without the field at any depth; anything
+    that does not parse gets the field's value redacted by pattern (best effort
+    on broken input), so raw prompt text never reaches a topic or a file.
     """
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return _PROMPT_FIELD.sub(b'"prompt_text":"[redacted]"', raw)
-    if isinstance(obj, dict) and "prompt_text" in obj:
-        obj.pop("prompt_text")
-        return orjson.dumps(obj)
-    return raw
+    clean, found = _without_prompt(obj)
+    return orjson.dumps(clean) if found else raw

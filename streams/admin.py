@@ -1,0 +1,63 @@
+"""Topic administration with kafka-python (used by ``distillguard topics`` and the tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from distillguard.settings import Settings
+from streams.clients import kafka_python_config
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+def public_topics(settings: Settings) -> list[TopicSpec]:
+    """The contract's topics with their partitions and retention settings."""
+    p = settings.partitions
+    return [
+        TopicSpec(settings.events_topic, p, {}),
+        TopicSpec(settings.dlq_topic, p, {}),
+        TopicSpec(settings.alerts_topic, p, {}),
+        TopicSpec(settings.feedback_topic, p, {}),
+    ]
+
+
+def create_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> dict[str, str]:
+    """Create the topics that do not exist yet; returns ``{name: "created" | "exists"}``."""
+    specs = specs if specs is not None else public_topics(settings)
+    admin = KafkaAdminClient(client_id="distillguard-admin", **kafka_python_config(settings))
+    try:
+        existing = set(admin.list_topics())
+        result = {s.name: "exists" for s in specs if s.name in existing}
+        new = [
+            NewTopic(s.name, s.partitions, settings.replication_factor, topic_configs=s.config)
+            for s in specs
+            if s.name not in existing
+        ]
+        if new:
+            try:
+                admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass  # created concurrently by another tool or worker
+            result.update({t.name: "created" for t in new})
+        return result
+    finally:
+        admin.close()
+
+
+def delete_topics(settings: Settings, names: list[str]) -> None:
+    """Delete topics that exist (tests clean up after themselves with this)."""
+    admin = KafkaAdminClient(client_id="distillguard-admin", **kafka_python_config(settings))
+    try:
+        present = [n for n in names if n in set(admin.list_topics())]
+        if present:
+            admin.delete_topics(present)
+    finally:
+        admin.close()

@@ -1,0 +1,49 @@
+"""The Faust application factory: one app per worker process, configured from :class:`Settings`."""
+
+from __future__ import annotations
+
+import faust
+
+from distillguard.settings import Settings
+from streams import metrics
+from streams.clients import faust_broker_config
+
+
+def create_app(settings: Settings) -> faust.App:
+    """Build the app with its topics, agents and web pages (``/metrics``, ``/healthz``, ``/readyz``)."""
+    app = faust.App(
+        settings.app_id,
+        **faust_broker_config(settings),
+        key_serializer="raw",
+        value_serializer="raw",
+        store="memory://",
+        datadir=str(settings.data_dir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_enabled=True,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        web_in_thread=False,
+    )
+    app.conf.distillguard = settings  # type: ignore[attr-defined]
+
+    @app.page("/metrics")
+    async def metrics_page(web, request):  # type: ignore[no-untyped-def]
+        return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
+
+    @app.page("/healthz")
+    async def healthz(web, request):  # type: ignore[no-untyped-def]
+        return web.json({"status": "ok"})
+
+    @app.page("/readyz")
+    async def readyz(web, request):  # type: ignore[no-untyped-def]
+        ready = app.rebalancing is False and bool(app.consumer.assignment())
+        return web.json({"ready": ready}, status=200 if ready else 503)
+
+    from streams.ingest import register_ingest
+
+    register_ingest(app, settings)
+    return app
