@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     args = build_parser().parse_args(argv)
-    if args.config:
+    if args.config:  # one way for every subcommand and its child processes to see the file
         import os
 
         os.environ["DISTILLGUARD_CONFIG"] = args.config

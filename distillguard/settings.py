@@ -65,7 +65,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = os.environ.get(f"{ENV_PREFIX}CONFIG")
+        path = settings_cls.model_config.get("toml_file") or os.environ.get(f"{ENV_PREFIX}CONFIG")
         if path:
             if not Path(path).is_file():
                 raise FileNotFoundError(f"{ENV_PREFIX}CONFIG names {path!r}, which is not a readable file")
@@ -83,6 +83,7 @@ class Settings(BaseSettings):
 
 def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:
     """Build the settings; ``config`` names a TOML file (same keys as the env vars, lower-case, no prefix)."""
-    if config is not None:
-        os.environ[f"{ENV_PREFIX}CONFIG"] = str(config)
-    return Settings(**overrides)
+    if config is None:
+        return Settings(**overrides)
+    with_file = type("Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": str(config)}})
+    return with_file(**overrides)

@@ -95,13 +95,15 @@ def _property_code(name: str, spec: Mapping[str, Any], required: bool, consts: d
         msg = repr(f"{name}: {problem}")
         return f"raise DecodeError({msg} + repr(v), {name!r})" if value_suffix else f"raise DecodeError({msg}, {name!r})"
 
+    # ``n`` counts known keys seen; ``clean`` stays True while obj can be returned as it is
     if required:
         lines = [f"v = get({name!r}, MISSING)", "if v is MISSING:", "    " + fail("required field missing"),
-                 "elif v is None:", "    " + ("pass" if nullable else fail("must not be null")), "else:"]
+                 "n += 1", "if v is None:", "    " + ("clean = False" if nullable else fail("must not be null")), "else:"]
     else:  # a membership test is cheaper than get() for the many absent optional fields
         if not nullable:
             raise ValueError(f"schema property {name!r}: optional properties must allow null (= absent)")
-        lines = [f"if {name!r} in obj and (v := obj[{name!r}]) is not None:"]
+        lines = [f"if {name!r} in obj:", "    n += 1", f"    v = obj[{name!r}]", "    if v is None:",
+                 "        clean = False", "    else:"]
     wrong = f"raise DecodeError({name + ': expected ' + kind + ', got '!r} + type_name(v), {name!r})"
     body: list[str] = []
     if kind == "string":
@@ -114,10 +116,10 @@ def _property_code(name: str, spec: Mapping[str, Any], required: bool, consts: d
             consts[f"re_{name}"] = re.compile(spec["pattern"]).search
             body += [f"if re_{name}(v) is None:", "    " + fail("does not match the required format")]
         if spec.get("format") == "date-time":
-            body += ["try:", "    out['ts'] = parse_timestamp(v)", "except (ValueError, OverflowError):",
+            body += ["try:", "    ts = parse_timestamp(v)", "except (ValueError, OverflowError):",
                      "    " + fail("not a valid date-time")]
     elif kind == "integer":
-        body += ["if type(v) is not int:", "    if type(v) is float and v.is_integer():", "        v = int(v)",
+        body += ["if type(v) is not int:", "    if type(v) is float and v.is_integer():", f"        obj[{name!r}] = v = int(v)",
                  "    else:", "        " + wrong]
     elif kind == "number":
         body += ["if type(v) is not float and type(v) is not int:", "    " + wrong]
@@ -134,23 +136,29 @@ def _property_code(name: str, spec: Mapping[str, Any], required: bool, consts: d
         consts[f"enum_{name}"] = enum
         allowed = ", ".join(orjson.dumps(e).decode() for e in spec["enum"])
         body += [f"if v not in enum_{name}:", "    " + fail(f"must be one of [{allowed}], got ", True)]
-    body.append("text = v" if name == "prompt_text" else f"out[{name!r}] = v")
-    return lines + ["    " + line for line in body]
+    if name == "prompt_text":
+        body += ["text = v", "clean = False"]
+    indent = "    " if required else "        "
+    return lines + [indent + line for line in body]
 
 
 def _compile_decoder(schema: Mapping[str, Any]) -> Callable[[dict[str, Any]], tuple[dict[str, Any], str | None]]:
-    """Generate one straight-line function that validates and copies every property of the schema.
+    """Generate one straight-line function that validates every property of the schema in place.
 
     Generated code (as fastjsonschema does) keeps per-event cost to a few
-    microseconds; it also normalises, drops unknown and null fields, and
-    derives ``ts``, which a plain validator would not.
+    microseconds; it also normalises integers, drops unknown and null fields,
+    and derives ``ts``, which a plain validator would not.
     """
     required = set(schema["required"])
     consts: dict[str, Any] = {}
-    src = ["def decode(obj):", "    out = {}", "    text = None", "    get = obj.get"]
+    src = ["def decode(obj):", "    n = 0", "    clean = True", "    text = None", "    ts = None", "    get = obj.get"]
     for name, spec in schema["properties"].items():
         src += ["    " + line for line in _property_code(name, spec, name in required, consts)]
-    src.append("    return out, text")
+    # the common case (no unknown, null or prompt fields) keeps the parsed dict as it is
+    src += ["    if not clean or n != len(obj):",
+            "        obj = {k: v for k, v in obj.items() if k in KEEP and v is not None}",
+            "    obj['ts'] = ts", "    return obj, text"]
+    consts["KEEP"] = frozenset(schema["properties"]) - {"prompt_text"}
     env: dict[str, Any] = {"MISSING": object(), "DecodeError": DecodeError, "type_name": _type_name,
                            "parse_timestamp": parse_timestamp, **consts}
     exec(compile("\n".join(src), "<usage_event decoder>", "exec"), env)  # noqa: S102 - source built from our own schema

@@ -1,0 +1,42 @@
+# distillguard — the project's commands. `make run` and `make test` are the two a new user needs.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+DG_KAFKA_PORT ?= 19092
+export DG_KAFKA_PORT
+export DG_KAFKA_PYTHON ?= $(abspath $(PY))
+PYTEST_ARGS ?= -q
+
+.PHONY: run test bench venv kafka-start kafka-stop clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+## run: the main job on the embedded default (no broker): simulate a day, detect, evaluate
+run: venv
+	$(VENV)/bin/distillguard run
+
+## test: install, start the local Kafka, run the whole suite, stop Kafka even when tests fail
+test: venv
+	bash docker/kafka-local.sh start
+	status=0; $(PY) -m pytest $(PYTEST_ARGS) || status=$$?; bash docker/kafka-local.sh stop; exit $$status
+
+## bench: the benchmarks; each prints its rate beside a baseline measured in the same run
+bench: venv
+	$(PY) bench/bench_codec.py
+	@if [ -f bench/bench_engine.py ]; then $(PY) bench/bench_engine.py; fi
+
+kafka-start:
+	bash docker/kafka-local.sh start
+
+kafka-stop:
+	bash docker/kafka-local.sh stop
+
+clean:
+	bash docker/kafka-local.sh reset || true
+	rm -rf $(VENV) .pytest_cache reports

@@ -1,0 +1,160 @@
+"""The codec accepts and rejects exactly what the JSON Schema file does (jsonschema is the reference)."""
+
+from __future__ import annotations
+
+import random
+import string
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator, FormatChecker
+
+from schemas import DecodeError, EventCodec, load_schema
+
+SCHEMA = load_schema("usage_event")
+REFERENCE = Draft202012Validator(SCHEMA, format_checker=FormatChecker())
+CODEC = EventCodec(max_bytes=10**9)
+PROPS = SCHEMA["properties"]
+
+
+def accepts(obj: object) -> bool:
+    try:
+        CODEC.decode_obj(obj)
+        return True
+    except DecodeError:
+        return False
+
+
+def valid_value(name: str, rng: random.Random):
+    """A value the schema accepts for property ``name``, derived from the schema itself."""
+    spec = PROPS[name]
+    kind = [t for t in (spec["type"] if isinstance(spec["type"], list) else [spec["type"]]) if t != "null"][0]
+    if name == "timestamp":
+        frac = rng.choice(["", ".1", ".123", ".123456789"])
+        zone = rng.choice(["Z", "+00:00", "-07:30", "+14:00"])
+        return f"20{rng.randint(10, 40)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}{frac}{zone}"
+    if name == "prompt_fingerprint":
+        return "".join(rng.choice("0123456789abcdef") for _ in range(16))
+    if "enum" in spec:
+        return rng.choice([e for e in spec["enum"] if e is not None])
+    if kind == "string":
+        lo, hi = spec.get("minLength", 0), min(spec.get("maxLength", 40), 40)
+        return "".join(rng.choice(string.ascii_letters + "-_/ é中") for _ in range(rng.randint(max(lo, 1), max(hi, 1))))
+    if kind == "integer":
+        lo, hi = spec.get("minimum", -(10**6)), min(spec.get("maximum", 10**6), 10**6)
+        value = rng.randint(lo, hi)
+        return float(value) if rng.random() < 0.1 else value
+    if kind == "number":
+        return rng.choice([0, 0.0, 0.7, 1, 2.5])
+    if kind == "boolean":
+        return rng.choice([True, False])
+    raise AssertionError(kind)
+
+
+def valid_event(rng: random.Random) -> dict:
+    ev = {name: valid_value(name, rng) for name in SCHEMA["required"]}
+    for name in PROPS:
+        if name not in ev and rng.random() < 0.4:
+            ev[name] = None if rng.random() < 0.1 else valid_value(name, rng)
+    if rng.random() < 0.3:
+        ev["some_unknown_field"] = {"x": [1, "y", None]}
+    return ev
+
+
+BAD_VALUES = [None, "", "x" * 600, -1, -0.5, 1.5, 2**40, 1e300, True, False, [], {}, "12", 3, 0.0,
+              "2026-06-25T11:32:00Z\n", "2026-06-25t11:32:00z", "2026-06-25 11:32:00Z", "2026-13-01T00:00:00Z",
+              "2026-02-29T00:00:00Z", "2024-02-29T00:00:00Z", "2026-06-25T24:00:00Z", "2026-06-25T11:32:00",
+              "0000-01-01T00:00:00Z", "0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59", "0123456789ABCDEF",
+              "0123456789abcdef", "0123456789abcdeg"]
+
+
+def corpus(n: int, seed: int) -> list:
+    rng = random.Random(seed)
+    out: list = []
+    for _ in range(n):
+        ev = valid_event(rng)
+        r = rng.random()
+        if r < 0.25:
+            out.append(ev)
+            continue
+        mutated = dict(ev)
+        if r < 0.4:
+            mutated.pop(rng.choice(SCHEMA["required"]))
+        else:
+            for _ in range(rng.randint(1, 2)):
+                mutated[rng.choice(list(PROPS))] = rng.choice(BAD_VALUES)
+        out.append(mutated)
+    out += [[], "event", 1, None, [valid_event(rng)]]
+    return out
+
+
+def test_codec_agrees_with_jsonschema_on_generated_corpus():
+    cases = corpus(6000, seed=20260625)
+    verdicts = [(REFERENCE.is_valid(obj), accepts(obj)) for obj in cases]
+    disagreements = [(obj, ref, ours) for obj, (ref, ours) in zip(cases, verdicts) if ref != ours]
+    assert not disagreements, disagreements[:5]
+    accepted = sum(ref for ref, _ in verdicts)
+    assert 1000 < accepted < len(cases) - 1000, "the corpus exercises both sides"
+
+
+json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**63 - 1),
+                         st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=30))
+
+
+@settings(max_examples=400, deadline=None)
+@given(field=st.sampled_from(sorted(PROPS)), value=json_scalars, seed=st.integers(0, 10**6))
+def test_codec_agrees_with_jsonschema_for_any_single_field_value(field, value, seed):
+    ev = valid_event(random.Random(seed))
+    ev[field] = value
+    assert REFERENCE.is_valid(ev) == accepts(ev)
+
+
+def test_decoded_event_drops_unknown_and_null_fields_and_normalises():
+    ev = valid_event(random.Random(1)) | {"input_tokens": 12.0, "session_id": None, "zzz": 1,
+                                          "timestamp": "2026-06-25T11:32:00.5+02:00"}
+    out = CODEC.decode(orjson.dumps(ev))
+    assert "zzz" not in out and "session_id" not in out
+    assert out["input_tokens"] == 12 and type(out["input_tokens"]) is int
+    assert out["ts"] == pytest.approx(1782379920.5)
+
+
+def test_prompt_text_goes_to_the_hook_and_is_dropped():
+    seen = []
+
+    def hook(text: str) -> dict:
+        seen.append(text)
+        return {"prompt_chars": len(text), "cot_elicitation": True, "prompt_template_id": "derived"}
+
+    codec = EventCodec(prompt_hook=hook)
+    ev = valid_event(random.Random(2)) | {"prompt_text": "secret words", "prompt_template_id": "from-gateway"}
+    ev.pop("prompt_chars", None), ev.pop("cot_elicitation", None)
+    out = codec.decode(orjson.dumps(ev))
+    assert seen == ["secret words"]
+    assert "prompt_text" not in out and "secret words" not in orjson.dumps(out).decode()
+    assert out["prompt_template_id"] == "from-gateway", "gateway-sent fields win over derived ones"
+    assert out["prompt_chars"] == 12 and out["cot_elicitation"] is True
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"{nope", "invalid JSON"),
+        (b"[1, 2]", "not a JSON object: got array"),
+        (b'{"event_id": "a"}', "timestamp: required field missing"),
+        (b"x" * 300, "oversized: 300 bytes > limit 256"),
+    ],
+)
+def test_errors_name_the_problem(raw, reason):
+    with pytest.raises(DecodeError) as info:
+        EventCodec(max_bytes=256).decode(raw)
+    assert info.value.reason.startswith(reason)
+
+
+def test_schema_with_unsupported_keyword_is_refused():
+    from schemas.codec import _compile_decoder
+
+    bad = {"required": [], "properties": {"x": {"type": ["string", "null"], "format": "email"}}}
+    with pytest.raises(ValueError, match="format"):
+        _compile_decoder(bad)
