@@ -1,0 +1,113 @@
+"""Configuration, alert building and small helpers shared by the detectors."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from hashlib import blake2b
+from typing import Any
+
+from distillguard import DETECTOR_VERSION
+
+SEVERITIES = ("low", "medium", "high", "critical")
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Every tunable of the detection engine (event-time seconds unless said otherwise)."""
+
+    window_seconds: float = 300.0  # tumbling event-time window per tenant
+    allowed_lateness: float = 120.0  # watermark = max event time - allowed lateness
+    max_future_seconds: float = 86400.0  # a jump further ahead than this is quarantined (clamped)
+    future_confirm_seconds: float = 3600.0  # a second far-future event within this of the first confirms the jump
+    # scoring
+    open_threshold: float = 0.6  # window score that counts as suspicious
+    watch_threshold: float = 0.4  # window score that starts / continues a suspicious run (first_seen)
+    persistence_k: int = 4  # suspicious windows needed ...
+    persistence_n: int = 6  # ... among the tenant's last n active windows
+    drift_threshold: float = 1.5  # Page-Hinkley threshold on the window score
+    drift_delta: float = 0.05
+    drift_memory_windows: int = 12  # a drift detection stays valid this many active windows
+    prior_score: float = 0.05  # population-normal window score (Page-Hinkley reference prior)
+    baseline_half_life: float = 288.0  # per-tenant baseline half-life, in active windows
+    baseline_prior_weight: float = 6.0  # population prior counts as this many windows
+    min_window_events: int = 5  # windows with fewer events are scored but never count as suspicious
+    new_model_horizon: float = 86400.0  # a model first seen less than this ago is "new"
+    # alert lifecycle
+    quiet_period: float = 7200.0  # no suspicious window for this long -> resolved
+    cooldown: float = 3600.0  # no new incident for this long after a resolution
+    update_score_step: float = 0.1  # an update needs the score to rise this much, or the severity to rise,
+    update_evidence_factor: float = 4.0  # or the incident's event count to grow by this factor
+    severity_cuts: tuple[float, float, float] = (0.7, 0.8, 0.9)  # medium, high, critical
+    # cluster stage
+    cluster_window_seconds: float = 3600.0
+    cluster_min_members: int = 5
+    cluster_threshold: float = 0.6
+    cluster_max_keys: int = 20000  # per cluster window
+    cluster_max_members: int = 256  # per key and window
+    cluster_sync_seconds: float = 1800.0  # members starting within this of the median start are "synchronous"
+    cluster_quiet_period: float = 7200.0
+    max_accounts_per_summary: int = 8
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def iso(ts: float) -> str:
+    """Epoch seconds -> RFC 3339 UTC with milliseconds (``2026-06-25T11:32:00.123Z``)."""
+    return datetime.fromtimestamp(round(ts, 3), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def stable_id(*parts: Any) -> str:
+    """Deterministic 32-hex-char id of the parts (blake2b; never Python's randomised hash)."""
+    h = blake2b(digest_size=16)
+    for p in parts:
+        h.update(repr(p).encode())
+        h.update(b"\x1f")
+    return h.hexdigest()
+
+
+def severity_of(score: float, cuts: tuple[float, float, float]) -> str:
+    if score >= cuts[2]:
+        return "critical"
+    if score >= cuts[1]:
+        return "high"
+    if score >= cuts[0]:
+        return "medium"
+    return "low"
+
+
+def rnd(x: float | None, nd: int = 4) -> float | None:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return None
+    return round(float(x), nd)
+
+
+def sigmoid(x: float) -> float:
+    if x < -40:
+        return 0.0
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def make_alert(*, kind: str, status: str, subject: str, incident_start: float, seq: int, score: float,
+               severity: str, detected_at: float, first_seen: float, window_start: float, window_end: float,
+               reasons: list[dict[str, Any]], evidence: list[str], **extra: Any) -> dict[str, Any]:
+    """An alert dict per ``schemas/alert.schema.json`` with a deterministic ``alert_id``."""
+    alert: dict[str, Any] = {
+        "alert_id": f"{kind[0]}-{stable_id(kind, subject, round(incident_start, 3), seq)}",
+        "schema_version": 1,
+        "kind": kind,
+        "status": status,
+    }
+    alert.update(extra)
+    alert.update({
+        "severity": severity,
+        "score": round(min(1.0, max(0.0, score)), 4),
+        "detected_at": iso(detected_at),
+        "first_seen": iso(min(first_seen, detected_at)),
+        "window_start": iso(window_start),
+        "window_end": iso(window_end),
+        "reasons": reasons,
+        "evidence": list(dict.fromkeys(evidence))[:20],
+        "detector_version": DETECTOR_VERSION,
+    })
+    return alert

@@ -1,0 +1,156 @@
+"""The extraction-likeness score of one tenant window: absolute evidence (population prior) + own-baseline shift.
+
+No single signal decides. The window features are grouped into *pillars*
+that an extraction campaign shows together:
+
+* ``elicit``  — chain-of-thought elicitation / reasoning-heavy output, or logprob / logit-bias probing;
+* ``harvest`` — outputs cut at ``max_tokens``, high output/input ratio, temperature 0, or probing;
+* ``systematic`` — template concentration / near-duplicates with *varying* content and a broad topic sweep
+  (or coding / tool-use concentration), at volume;
+* ``automation`` — regular pacing, no sessions, flat 24-hour profile.
+
+The absolute score is a logistic function of the weighted pillar sum minus
+benign evidence (multi-turn conversations, re-sent fixed prompt sets), times a
+soft AND-gate that needs *both* elicitation and harvesting: a batch job (one
+template, no CoT, short outputs) or an evaluation harness (CoT at temperature
+0, but short answers and a fixed question set) stays low. The relative part
+adds the tenant's shift from its *own* baseline in the extraction direction
+(z-scores of the pillar features) and discounts a long-established, unchanged
+pattern a little. New tenants are compared with the population prior.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from detectors.common import sigmoid
+from detectors.window import FEATURES, F
+
+# Population prior of the per-tenant baseline: (mean, variance) per feature for an ordinary tenant.
+PRIOR: dict[str, tuple[float, float]] = {
+    "volume": (2.0, 1.5), "cot": (0.05, 0.02), "reasoning": (0.1, 0.03), "template_top": (0.2, 0.05),
+    "near_dup": (0.1, 0.03), "repeat": (0.05, 0.02), "topic_entropy": (0.2, 0.05), "topic_new": (0.05, 0.02),
+    "coding": (0.2, 0.1), "cap": (0.05, 0.01), "out_in": (0.3, 0.05), "temp0": (0.2, 0.1),
+    "regularity": (0.1, 0.05), "no_session": (0.5, 0.15), "multi_turn": (0.3, 0.1), "tools": (0.2, 0.1),
+    "flat_hours": (0.5, 0.1), "logprobs": (0.02, 0.01), "logit_bias": (0.01, 0.005), "tiny_max": (0.05, 0.02),
+    "bias_repeat": (0.0, 0.002), "new_model": (0.05, 0.03), "accounts": (0.2, 0.05),
+}
+# Features whose increase moves a tenant toward extraction, with their weight in the relative part.
+REL_WEIGHTS: dict[str, float] = {
+    "cot": 1.0, "reasoning": 0.5, "cap": 1.0, "template_top": 0.5, "near_dup": 0.5, "topic_entropy": 0.5,
+    "regularity": 0.5, "no_session": 0.3, "logprobs": 0.7, "logit_bias": 0.7, "bias_repeat": 1.0,
+    "volume": 0.6, "new_model": 0.3, "out_in": 0.3,
+}
+_REL_IDX = [(F[k], w) for k, w in REL_WEIGHTS.items()]
+
+# Pillar weights and intercept of the absolute logistic score.
+W_ELICIT, W_HARVEST, W_SYSTEMATIC, W_AUTOMATION, W_VOLUME, W_PIVOT = 1.8, 1.8, 1.4, 1.3, 0.6, 0.5
+W_MULTI_TURN, W_REPEAT = 2.5, 2.0
+INTERCEPT = -4.6
+
+TEXT = {
+    "cot": "{v:.0%} of prompts ask for step-by-step / hidden reasoning (tenant baseline {b:.0%})",
+    "reasoning": "reasoning tokens are {v:.0%} of output (baseline {b:.0%})",
+    "template_top": "{v:.0%} of prompts share one template (baseline {b:.0%})",
+    "near_dup": "{v:.0%} of prompts are near-duplicates of a recent prompt by SimHash (baseline {b:.0%})",
+    "topic_entropy": "topic spread {v:.2f} of maximum: a flat sweep over many topics (baseline {b:.2f})",
+    "topic_new": "{v:.2f} new-topic coverage growth this window (baseline {b:.2f})",
+    "coding": "{v:.0%} of prompts are coding / tool-use topics (baseline {b:.0%})",
+    "cap": "{v:.0%} of responses were cut at max_tokens (baseline {b:.0%})",
+    "out_in": "output/input token ratio score {v:.2f} (baseline {b:.2f})",
+    "temp0": "{v:.0%} of requests at temperature 0 (baseline {b:.0%})",
+    "regularity": "machine-regular pacing: 1 - CV of inter-arrival times = {v:.2f} (baseline {b:.2f})",
+    "no_session": "{v:.0%} single-shot requests without a session (baseline {b:.0%})",
+    "flat_hours": "24-hour activity profile flatness {v:.2f} (baseline {b:.2f})",
+    "logprobs": "logprob requests score {v:.2f} (baseline {b:.2f})",
+    "logit_bias": "{v:.0%} of requests send logit_bias entries (baseline {b:.0%})",
+    "tiny_max": "{v:.0%} of requests with max_tokens <= 16 (baseline {b:.0%})",
+    "bias_repeat": "{v:.0%} re-send a recent prompt with a different logit bias (baseline {b:.0%})",
+    "new_model": "{v:.0%} of traffic on a model first seen less than a day ago (baseline {b:.0%})",
+    "volume": "{v:.0f} requests in the window (tenant baseline {b:.0f})",
+    "relative_shift": "shift from the tenant's own baseline toward extraction: {v:.2f} (0 = unchanged)",
+}
+
+
+def pillars(x: list[float]) -> dict[str, float]:
+    """Pillar strengths in [0, 1] from a window feature vector."""
+    probe = max(
+        x[F["bias_repeat"]],
+        0.8 * x[F["logit_bias"]] + 0.2 * x[F["tiny_max"]] * x[F["logit_bias"]],
+        x[F["logprobs"]] * (0.5 + 0.5 * x[F["tiny_max"]]),
+    )
+    cot = max(x[F["cot"]], min(1.0, 1.5 * x[F["reasoning"]]) * 0.7)
+    elicit = max(cot, probe)
+    harvest_out = min(1.0, 0.6 * x[F["cap"]] + 0.2 * x[F["out_in"]] + 0.2 * x[F["temp0"]] + 0.4 * x[F["cap"]] * x[F["temp0"]])
+    harvest = max(harvest_out, probe)
+    varying = 1.0 - x[F["repeat"]]
+    repetitive = max(x[F["template_top"]], x[F["near_dup"]]) * varying
+    sweep = max(x[F["topic_entropy"]], x[F["topic_new"]], 0.7 * x[F["coding"]])
+    systematic = 0.5 * repetitive + 0.5 * sweep
+    automation = 0.4 * x[F["regularity"]] + 0.4 * x[F["no_session"]] + 0.2 * x[F["flat_hours"]]
+    return {"elicit": elicit, "harvest": harvest, "systematic": systematic, "automation": automation,
+            "probe": probe, "cot": cot}
+
+
+def absolute_score(x: list[float]) -> tuple[float, dict[str, float]]:
+    """Extraction likelihood of the window against the population prior alone."""
+    p = pillars(x)
+    volume = min(1.0, max(0.0, (x[F["volume"]] - math.log1p(10)) / (math.log1p(500) - math.log1p(10))))
+    z = (INTERCEPT + W_ELICIT * p["elicit"] + W_HARVEST * p["harvest"] + W_SYSTEMATIC * p["systematic"]
+         + W_AUTOMATION * p["automation"] + W_VOLUME * volume + W_PIVOT * x[F["new_model"]]
+         - W_MULTI_TURN * x[F["multi_turn"]] - W_REPEAT * x[F["repeat"]] * (1.0 - p["probe"]))
+    gate = sigmoid(10.0 * (min(p["elicit"], p["harvest"]) - 0.3))
+    p["volume"] = volume
+    return sigmoid(z) * gate, p
+
+
+def relative_shift(z: dict[str, float]) -> float:
+    """Weighted mean of the positive z-scores beyond 1 in the extraction direction, in [0, 1]."""
+    tot = 0.0
+    for name, w in REL_WEIGHTS.items():
+        v = z.get(name, 0.0)
+        if v > 1.0:
+            tot += w * min(v - 1.0, 4.0) / 4.0
+    return min(1.0, tot / 3.0)
+
+
+def combine(abs_score: float, rel: float, familiarity: float) -> float:
+    """Final window score: the absolute score moved up by the relative shift, down by familiarity (both bounded)."""
+    if abs_score <= 0.0:
+        return 0.0
+    logit = math.log(max(abs_score, 1e-9) / max(1.0 - abs_score, 1e-9))
+    logit += 1.2 * rel * min(1.0, abs_score / 0.3) - 0.8 * familiarity
+    return sigmoid(logit)
+
+
+def reasons(x: list[float], base: list[float], p: dict[str, float], rel: float, limit: int = 6) -> list[dict[str, Any]]:
+    """The strongest contributing signals as ``{signal, value, baseline, weight, text}``, strongest first."""
+    contrib = {
+        "cot": W_ELICIT * p["cot"], "logprobs": W_ELICIT * x[F["logprobs"]], "logit_bias": W_ELICIT * x[F["logit_bias"]],
+        "bias_repeat": W_ELICIT * x[F["bias_repeat"]], "reasoning": W_ELICIT * 0.7 * x[F["reasoning"]],
+        "cap": W_HARVEST * 0.6 * x[F["cap"]], "out_in": W_HARVEST * 0.2 * x[F["out_in"]],
+        "temp0": W_HARVEST * 0.2 * x[F["temp0"]], "template_top": W_SYSTEMATIC * 0.5 * x[F["template_top"]],
+        "near_dup": W_SYSTEMATIC * 0.5 * x[F["near_dup"]], "topic_entropy": W_SYSTEMATIC * 0.5 * x[F["topic_entropy"]],
+        "topic_new": W_SYSTEMATIC * 0.5 * x[F["topic_new"]], "coding": W_SYSTEMATIC * 0.35 * x[F["coding"]],
+        "regularity": W_AUTOMATION * 0.4 * x[F["regularity"]], "no_session": W_AUTOMATION * 0.4 * x[F["no_session"]],
+        "flat_hours": W_AUTOMATION * 0.2 * x[F["flat_hours"]], "volume": W_VOLUME * p["volume"],
+        "new_model": W_PIVOT * x[F["new_model"]],
+    }
+    out = []
+    for name, w in sorted(contrib.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]:
+        if w < 0.05:
+            break
+        i = F[name]
+        v, b = x[i], base[i]
+        if name == "volume":
+            v, b = math.expm1(v), math.expm1(b)
+        out.append({"signal": name, "value": round(v, 4), "baseline": round(b, 4), "weight": round(w, 4),
+                    "text": TEXT[name].format(v=v, b=b)})
+    if rel > 0.05:
+        out.append({"signal": "relative_shift", "value": round(rel, 4), "baseline": 0.0, "weight": round(1.2 * rel, 4),
+                    "text": TEXT["relative_shift"].format(v=rel)})
+    return out
+
+
+__all__ = ["FEATURES", "PRIOR", "absolute_score", "combine", "pillars", "reasons", "relative_shift"]

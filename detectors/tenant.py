@@ -1,0 +1,727 @@
+"""Per-tenant detection: event-time windows -> features -> own baseline + population prior -> score -> drift
+-> alert lifecycle, plus the :class:`KeySummary` records handed to the cluster stage.
+
+Time and ordering rules (see docs/DETECTION.md):
+
+* Windows are tumbling, ``window_seconds`` long, aligned to the epoch, in event time.
+* A tenant's watermark is its own maximum event time minus ``allowed_lateness``; a window closes when the
+  watermark passes its end. :meth:`TenantDetector.advance` closes windows of quiet tenants when the
+  partition watermark moves.
+* Late events (older than the end of the tenant's last closed window) are counted (``late_events``)
+  and folded into the tenant's earliest open window, so back-dating requests cannot hide them; they do
+  not feed the inter-arrival statistics.
+* Far-future events (more than ``max_future_seconds`` ahead of the tenant's clock) are quarantined: the
+  event is counted at the tenant's current time and does not move the watermark, unless a second such
+  event within ``future_confirm_seconds`` of the first confirms that the tenant's clock really jumped
+  (e.g. a tenant returning after a long pause).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import struct
+from array import array
+from dataclasses import asdict, dataclass
+from hashlib import blake2b
+from typing import Any
+
+import orjson
+
+from detectors.baseline import BaselineDetector, ScoreDrift
+from detectors.common import DetectorConfig, make_alert, rnd, severity_of
+from detectors.scoring import PRIOR, absolute_score, combine, reasons, relative_shift
+from detectors.window import FEATURES, NF, F, Window, window_features
+
+__all__ = ["KeySummary", "TenantDetector"]
+
+_SNAP_MAGIC = b"DGT"
+_SNAP_VERSION = 1
+_BLOOM_BYTES = 1024  # 8192-bit Bloom filter (k=2) of the tenant's prompt fingerprints
+_BLOOM_RESET = 2400  # bits set -> reset (false-positive rate stays below ~9%)
+_NEAR_DUP_BITS = 10  # SimHash Hamming distance that counts as a near-duplicate
+_SEV_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+_CODING_WORDS = ("code", "coding", "program", "software", "debug", "sql", "python", "javascript", "tool", "agent",
+                 "api", "devops", "algorithm")
+_topic_info: dict[str, tuple[int, bool]] = {}  # topic label -> (coverage bit, is coding); bounded cache
+
+
+def _topic(label: str) -> tuple[int, bool]:
+    info = _topic_info.get(label)
+    if info is None:
+        if len(_topic_info) > 100_000:
+            _topic_info.clear()
+        low = label.lower()
+        bit = 1 << (int.from_bytes(blake2b(low.encode(), digest_size=2).digest(), "little") & 63)
+        info = _topic_info[label] = (bit, any(w in low for w in _CODING_WORDS))
+    return info
+
+
+@dataclass(slots=True)
+class KeySummary:
+    """One tenant window's traffic under one shared key, for the cluster stage.
+
+    ``key`` is ``"<kind>:<value>"`` with kind ``tmpl`` (prompt template), ``net`` (ASN + client IP prefix),
+    ``ua`` (user agent) or ``pay`` (payment fingerprint). ``keys`` lists all keys of the same tenant window,
+    so the cluster stage can see how many keys a group shares.
+    """
+
+    key: str
+    tenant_id: str
+    window_start: float
+    window_end: float
+    events: int
+    key_events: int
+    accounts: tuple[str, ...]
+    first_ts: float  # first event of the window
+    tenant_first_ts: float  # first event ever seen of the tenant (for synchronous starts)
+    score: float
+    cot: float
+    cap: float
+    elicit: float
+    harvest: float
+    automation: float
+    keys: tuple[str, ...]
+    evidence: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["accounts"], d["keys"], d["evidence"] = list(self.accounts), list(self.keys), list(self.evidence)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> KeySummary:
+        d = dict(d)
+        for k in ("accounts", "keys", "evidence"):
+            d[k] = tuple(d.get(k, ()))
+        return cls(**d)
+
+
+class _Tenant:
+    """Compact per-tenant state (``__slots__``; floats and small arrays, no River objects per feature)."""
+
+    __slots__ = (
+        "tid", "first_ts", "max_ts", "closed_until", "pending_future", "wins", "next_close", "cur",
+        "base", "drift", "hours", "topics_mask", "ring", "ring_i", "bloom", "bloom_n",
+        "recent", "n_active", "drift_at", "run_start", "low_run", "last_x",
+        "inc_start", "inc_seq", "inc_sev", "inc_score", "inc_events", "inc_reported", "inc_first_seen",
+        "inc_last_susp", "inc_evidence", "inc_pattern", "last_pattern", "cooldown_until", "suppressed",
+        "flagged", "n_late", "n_future", "n_suppressed",
+    )
+
+
+class TenantDetector:
+    """Per-tenant extraction detection over event-time windows.
+
+    Usage::
+
+        det = TenantDetector(DetectorConfig())
+        for event in events:            # decoded events (schemas.EventCodec), with ``ts``
+            alerts += det.process(event)
+            summaries = det.drain_summaries()   # -> ClusterDetector.process
+        alerts += det.advance(watermark_ts)    # close quiet tenants' windows
+        alerts += det.finish()                 # end of input: close every window
+
+    ``on_window(tenant_id, window_start, window_end, score, signals)`` is called for each closed window.
+    ``model_first_seen`` may be shared between detectors (global first-seen event time of each model).
+    """
+
+    def __init__(self, config: DetectorConfig | None = None, on_window: Any = None,
+                 model_first_seen: dict[str, float] | None = None) -> None:
+        self.config = c = config or DetectorConfig()
+        self.on_window = on_window
+        self._W = float(c.window_seconds)
+        self._late = float(c.allowed_lateness)
+        self._max_future = float(c.max_future_seconds)
+        self._tenants: dict[str, _Tenant] = {}
+        self._heap: list[tuple[float, str]] = []  # (window end, tenant) of open windows, may hold stale entries
+        self._summaries: list[KeySummary] = []
+        self._incidents: set[str] = set()  # tenants with an open incident (for quiet-period resolution)
+        self._pending_feedback: dict[str, list[dict[str, Any]]] = {}
+        self.model_first_seen = model_first_seen if model_first_seen is not None else {}
+        self.stream_start = math.inf  # earliest event time seen (models present from the start are not "new")
+        self._clock = -math.inf  # latest watermark passed to advance() (reference for a brand-new tenant)
+        self.stats = {"events": 0, "late_events": 0, "future_clamped": 0, "windows": 0, "suppressed": 0}
+        self._base_kw = {"features": FEATURES, "half_life": c.baseline_half_life, "prior": PRIOR,
+                         "prior_weight": c.baseline_prior_weight, "directions": None, "min_std": 0.05}
+
+    # ------------------------------------------------------------------ state
+    def _new_tenant(self, tid: str, ts: float) -> _Tenant:
+        c = self.config
+        st = _Tenant()
+        st.tid = tid
+        st.first_ts = st.max_ts = ts
+        st.closed_until = -math.inf
+        st.pending_future = 0.0
+        st.wins = {}
+        st.next_close = math.inf
+        st.cur = None
+        st.base = BaselineDetector(**self._base_kw)
+        st.drift = ScoreDrift(threshold=c.drift_threshold, delta=c.drift_delta, prior_mean=c.prior_score)
+        st.hours = array("d", bytes(8 * 24))
+        st.topics_mask = 0
+        st.ring = array("Q", bytes(8 * 4))
+        st.ring_i = 0
+        st.bloom = bytearray(_BLOOM_BYTES)
+        st.bloom_n = 0
+        st.recent = st.n_active = 0
+        st.drift_at = -(10**9)
+        st.run_start = None
+        st.low_run = 0
+        st.last_x = None
+        st.inc_start = None
+        st.inc_seq = 0
+        st.inc_sev = "low"
+        st.inc_score = st.inc_first_seen = st.inc_last_susp = 0.0
+        st.inc_events = st.inc_reported = 0
+        st.inc_evidence = []
+        st.inc_pattern = st.last_pattern = 0
+        st.cooldown_until = -math.inf
+        st.suppressed = []
+        st.flagged = False
+        st.n_late = st.n_future = st.n_suppressed = 0
+        self._tenants[tid] = st
+        if tid in self._pending_feedback:
+            for rec in self._pending_feedback.pop(tid):
+                self._feedback_state(st, rec)
+        return st
+
+    def __len__(self) -> int:
+        return len(self._tenants)
+
+    @property
+    def tenant_ids(self) -> list[str]:
+        return list(self._tenants)
+
+    # ------------------------------------------------------------------ per event (hot path)
+    def process(self, ev: dict[str, Any]) -> list[dict[str, Any]]:
+        """Aggregate one decoded event into its tenant's window; returns alerts of windows this closes."""
+        tid = ev["tenant_id"]
+        ts = ev["ts"]
+        st = self._tenants.get(tid)
+        if st is None:
+            if ts > self._clock + self._max_future > -math.inf:  # brand-new tenant, far ahead of everyone
+                self.stats["future_clamped"] += 1
+                ts = self._clock
+            st = self._new_tenant(tid, ts)
+            if ts < self.stream_start:
+                self.stream_start = ts
+        elif ts > st.max_ts + self._max_future:
+            ts = self._future(st, ts)
+        else:
+            st.pending_future = 0.0
+        self.stats["events"] += 1
+        W = self._W
+        late = ts < st.closed_until
+        if late:
+            st.n_late += 1
+            self.stats["late_events"] += 1
+            ws = min(st.wins) if st.wins else st.closed_until - st.closed_until % W
+        else:
+            ws = ts - ts % W
+        w = st.cur
+        if w is None or w.start != ws:
+            w = st.wins.get(ws)
+            if w is None:
+                w = st.wins[ws] = Window(ws)
+                end = ws + W
+                if end < st.next_close:
+                    st.next_close = end
+                heapq.heappush(self._heap, (end, tid))
+            st.cur = w
+        # --- counters
+        w.n += 1
+        if late:
+            w.n_late += 1
+        else:
+            if ts >= w.last_ts:
+                if w.last_ts > -math.inf:
+                    dt = ts - w.last_ts
+                    w.s_dt += dt
+                    w.s_dt2 += dt * dt
+                    w.n_dt += 1
+                w.last_ts = ts
+            if ts < w.first_ts:
+                w.first_ts = ts
+        inp = ev["input_tokens"]
+        out = ev["output_tokens"]
+        w.s_in += inp
+        w.s_out += out
+        get = ev.get
+        sus = False
+        if get("cot_elicitation"):
+            w.n_cot += 1
+            sus = True
+        r = get("reasoning_tokens")
+        if r:
+            w.s_reason += r
+        mt = get("max_tokens")
+        if mt is not None:
+            if mt <= 16:
+                w.n_tiny += 1
+            if out >= 0.9 * mt and mt > 16:
+                w.n_cap += 1
+                sus = True
+            elif get("stop_reason") == "max_tokens":
+                w.n_cap += 1
+                sus = True
+        elif get("stop_reason") == "max_tokens":
+            w.n_cap += 1
+            sus = True
+        t = get("temperature")
+        if t is not None:
+            w.n_tk += 1
+            if t == 0:
+                w.n_t0 += 1
+        if get("session_id") is None:
+            w.n_nosess += 1
+        else:
+            ti = get("turn_index")
+            if ti:
+                w.n_turn += 1
+        if get("tools_count"):
+            w.n_tools += 1
+        if get("logprobs"):
+            w.n_lp += 1
+            sus = True
+            tl = get("top_logprobs")
+            if tl is not None and tl >= 5:
+                w.n_lp += 1
+        bias = get("logit_bias_size")
+        if bias:
+            w.n_bias += 1
+            sus = True
+        fp = get("prompt_fingerprint")
+        if fp is not None:
+            x = int(fp, 16)
+            w.n_fp += 1
+            ring = st.ring
+            a, b, c, d = ring
+            if x == a or x == b or x == c or x == d:
+                w.n_near += 1
+                if bias:
+                    w.n_biasrep += 1
+            elif ((x ^ a).bit_count() <= _NEAR_DUP_BITS or (x ^ b).bit_count() <= _NEAR_DUP_BITS
+                  or (x ^ c).bit_count() <= _NEAR_DUP_BITS or (x ^ d).bit_count() <= _NEAR_DUP_BITS):
+                w.n_near += 1
+            i = st.ring_i
+            ring[i] = x
+            st.ring_i = (i + 1) & 3
+            bloom = st.bloom
+            h = (x * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF  # mix: near-duplicates must not collide
+            h1 = h >> 51
+            h2 = (h >> 38) & 8191
+            m1 = 1 << (h1 & 7)
+            m2 = 1 << (h2 & 7)
+            b1 = bloom[h1 >> 3]
+            b2 = bloom[h2 >> 3]
+            if b1 & m1 and b2 & m2:
+                w.n_rep += 1
+            else:
+                if not b1 & m1:
+                    bloom[h1 >> 3] = b1 | m1
+                    st.bloom_n += 1
+                b2 = bloom[h2 >> 3]
+                if not b2 & m2:
+                    bloom[h2 >> 3] = b2 | m2
+                    st.bloom_n += 1
+                if st.bloom_n > _BLOOM_RESET:
+                    st.bloom = bytearray(_BLOOM_BYTES)
+                    st.bloom_n = 0
+        tp = get("prompt_template_id")
+        if tp is not None:
+            w.n_tmpl += 1
+            d_ = w.tmpl
+            if d_ is None:
+                w.tmpl = {tp: 1}
+            elif tp in d_:
+                d_[tp] += 1
+            elif len(d_) < 16:
+                d_[tp] = 1
+        topic = get("prompt_topic")
+        if topic is not None:
+            w.n_topic += 1
+            d_ = w.topics
+            if d_ is None:
+                w.topics = {topic: 1}
+            elif topic in d_:
+                d_[topic] += 1
+            elif len(d_) < 24:
+                d_[topic] = 1
+            if _topic(topic)[1]:
+                w.n_coding += 1
+        model = ev["model"]
+        mf = self.model_first_seen.get(model)
+        if mf is None or ts < mf:
+            self.model_first_seen[model] = mf = ts
+        if ts - mf < self.config.new_model_horizon and mf - self.stream_start > self.config.new_model_horizon:
+            w.n_new += 1
+        acc = ev["account_id"]
+        accts = w.accts
+        if len(accts) < 8 and acc not in accts:
+            accts.append(acc)
+        if sus:
+            if len(w.ev) < 12:
+                w.ev.append(ev["event_id"])
+        elif len(w.ev_any) < 4:
+            w.ev_any.append(ev["event_id"])
+        v = get("asn")
+        if v is not None:
+            net = f"{v}/{get('client_ip_prefix', '')}"
+            if net == w.net:
+                w.n_net += 1
+            elif w.net is None:
+                w.net, w.n_net = net, 1
+        v = get("user_agent")
+        if v is not None:
+            if v == w.ua:
+                w.n_ua += 1
+            elif w.ua is None:
+                w.ua, w.n_ua = v, 1
+        v = get("payment_fingerprint")
+        if v is not None:
+            if v == w.pay:
+                w.n_pay += 1
+            elif w.pay is None:
+                w.pay, w.n_pay = v, 1
+        # --- watermark
+        if ts > st.max_ts:
+            st.max_ts = ts
+            if ts - self._late >= st.next_close:
+                return self._close_until(st, ts - self._late)
+        return []
+
+    def _future(self, st: _Tenant, ts: float) -> float:
+        """Quarantine a far-future timestamp unless a second one confirms the jump."""
+        pf = st.pending_future
+        if pf and abs(ts - pf) <= self.config.future_confirm_seconds:
+            st.pending_future = 0.0
+            return ts
+        st.pending_future = ts
+        st.n_future += 1
+        self.stats["future_clamped"] += 1
+        return st.max_ts
+
+    # ------------------------------------------------------------------ window close
+    def _close_until(self, st: _Tenant, wm: float) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        W = self._W
+        for ws in sorted(st.wins):
+            if ws + W > wm:
+                break
+            w = st.wins.pop(ws)
+            if st.cur is w:
+                st.cur = None
+            st.closed_until = max(st.closed_until, ws + W)
+            out += self._close_window(st, w)
+        st.next_close = min(st.wins) + W if st.wins else math.inf
+        if st.inc_start is not None and not st.flagged:
+            out += self._maybe_resolve(st, wm)
+        return out
+
+    def _close_window(self, st: _Tenant, w: Window) -> list[dict[str, Any]]:
+        c = self.config
+        W = self._W
+        we = w.start + W
+        self.stats["windows"] += 1
+        out: list[dict[str, Any]] = []
+        # a long gap may have ended the incident before this window
+        if st.inc_start is not None and not st.flagged and w.start >= st.inc_last_susp + c.quiet_period:
+            out += self._resolve(st)
+        # tenant-level context
+        hours = st.hours
+        for i in range(24):
+            hours[i] *= 0.998
+        hours[int((w.start % 86400.0) // 3600.0)] += w.n
+        new_topics = 0
+        if w.topics:
+            mask = 0
+            for t in w.topics:
+                mask |= _topic(t)[0]
+            new_topics = (mask & ~st.topics_mask).bit_count()
+            st.topics_mask |= mask
+        x = window_features(w, hours, w.start + W - st.first_ts, new_topics)
+        base = st.base
+        z = base.zscores(dict(zip(FEATURES, x, strict=True)))
+        rel = relative_shift(z)
+        abs_score, pill = absolute_score(x)
+        hist = base.weight - c.baseline_prior_weight
+        familiarity = 0.0
+        if hist > 20:
+            familiarity = min(1.0, (hist - 20) / 200.0) * (1.0 - base.score_one(dict(zip(FEATURES, x, strict=True))))
+        score = combine(abs_score, rel, familiarity)
+        enough = w.n >= c.min_window_events
+        base_means = list(base._state[:NF])
+        signals = {"score": score, "absolute": abs_score, "relative": rel, "familiarity": familiarity,
+                   "events": w.n, **pill, **{k: x[i] for i, k in enumerate(FEATURES)}}
+        if self.on_window is not None:
+            self.on_window(st.tid, w.start, we, score, signals)
+        # summaries for the cluster stage
+        self._emit_summaries(st, w, score, x, pill)
+        if not enough:
+            return out
+        # drift + persistence
+        st.n_active += 1
+        st.drift.update(score)
+        if st.drift.drift_detected:
+            st.drift_at = st.n_active
+        susp = score >= c.open_threshold
+        st.recent = ((st.recent << 1) | int(susp)) & ((1 << c.persistence_n) - 1)
+        if score >= c.watch_threshold:
+            st.low_run = 0
+            if st.run_start is None:
+                st.run_start = w.start
+        else:
+            st.low_run += 1
+            if st.low_run >= 3 and st.inc_start is None:
+                st.run_start = None
+        st.last_x = array("d", x)
+        # baseline learns from unsuspicious windows only (an attacker cannot teach it extraction)
+        if score < c.watch_threshold:
+            base.learn_values(x)
+        rs = reasons(x, base_means, pill, rel)
+        pattern = 0
+        for r in rs[:3]:
+            if r["signal"] in F:
+                pattern |= 1 << F[r["signal"]]
+        # lifecycle
+        if st.inc_start is None:
+            persistent = (st.recent.bit_count() >= c.persistence_k
+                          and st.n_active - st.drift_at < c.drift_memory_windows) or (st.flagged and susp)
+            if susp and persistent and we >= st.cooldown_until:
+                if any((pattern & s).bit_count() >= 2 for s in st.suppressed):
+                    st.n_suppressed += 1
+                    self.stats["suppressed"] += 1
+                    return out
+                st.inc_start = w.start
+                st.inc_seq = 0
+                st.inc_first_seen = st.run_start if st.run_start is not None else w.start
+                st.inc_score = score
+                st.inc_sev = severity_of(score, c.severity_cuts)
+                st.inc_events = st.inc_reported = w.n
+                st.inc_last_susp = we
+                st.inc_evidence = (w.ev + w.ev_any)[:20]
+                st.inc_pattern = st.last_pattern = pattern
+                self._incidents.add(st.tid)
+                out.append(self._alert(st, "open", score, we, w.start, we, rs))
+        elif susp:
+            st.inc_last_susp = we
+            st.inc_events += w.n
+            if len(st.inc_evidence) < 20:
+                st.inc_evidence += [e for e in w.ev if e not in st.inc_evidence][: 20 - len(st.inc_evidence)]
+            sev = severity_of(max(score, st.inc_score), c.severity_cuts)
+            grew = st.inc_events >= c.update_evidence_factor * st.inc_reported
+            if _SEV_RANK[sev] > _SEV_RANK[st.inc_sev] or grew:
+                st.inc_score = max(score, st.inc_score)
+                st.inc_sev = sev
+                st.inc_reported = st.inc_events
+                st.inc_pattern = st.last_pattern = pattern | st.inc_pattern
+                out.append(self._alert(st, "update", st.inc_score, we, w.start, we, rs))
+        return out
+
+    def _alert(self, st: _Tenant, status: str, score: float, detected_at: float, ws: float, we: float,
+               rs: list[dict[str, Any]]) -> dict[str, Any]:
+        alert = make_alert(
+            kind="tenant", status=status, subject=st.tid, incident_start=st.inc_start, seq=st.inc_seq,
+            score=score, severity=severity_of(score, self.config.severity_cuts), detected_at=detected_at,
+            first_seen=st.inc_first_seen, window_start=ws, window_end=we, reasons=rs, evidence=st.inc_evidence,
+            tenant_id=st.tid)
+        st.inc_seq += 1
+        return alert
+
+    def _maybe_resolve(self, st: _Tenant, now: float) -> list[dict[str, Any]]:
+        if st.inc_start is not None and not st.flagged and now >= st.inc_last_susp + self.config.quiet_period:
+            return self._resolve(st)
+        return []
+
+    def _resolve(self, st: _Tenant, reason: dict[str, Any] | None = None,
+                 at: float | None = None) -> list[dict[str, Any]]:
+        c = self.config
+        t = st.inc_last_susp + c.quiet_period if at is None else at
+        rs = [reason or {"signal": "quiet_period", "value": c.quiet_period, "baseline": None, "weight": 0.0,
+                         "text": f"no suspicious window for {c.quiet_period / 3600:.1f} h of event time"}]
+        alert = self._alert(st, "resolved", st.inc_score, t, st.inc_last_susp - self._W, st.inc_last_susp, rs)
+        st.inc_start = None
+        st.cooldown_until = t + c.cooldown
+        st.run_start = None
+        self._incidents.discard(st.tid)
+        return [alert]
+
+    def _emit_summaries(self, st: _Tenant, w: Window, score: float, x: list[float], pill: dict[str, float]) -> None:
+        if w.n < 2:
+            return
+        keys: list[tuple[str, int]] = []
+        for tp, cnt in w.top_templates(2):
+            if cnt >= 3 and cnt >= 0.3 * w.n_tmpl:
+                keys.append(("tmpl:" + tp, cnt))
+        if w.net is not None:
+            keys.append(("net:" + w.net, w.n_net))
+        if w.ua is not None:
+            keys.append(("ua:" + w.ua, w.n_ua))
+        if w.pay is not None:
+            keys.append(("pay:" + w.pay, w.n_pay))
+        if not keys:
+            return
+        names = tuple(k for k, _ in keys)
+        accts = tuple(w.accts[: self.config.max_accounts_per_summary])
+        ev = tuple((w.ev + w.ev_any)[:5])
+        first = w.first_ts if w.first_ts < math.inf else w.start
+        for k, cnt in keys:
+            self._summaries.append(KeySummary(
+                key=k, tenant_id=st.tid, window_start=w.start, window_end=w.start + self._W, events=w.n,
+                key_events=cnt, accounts=accts, first_ts=first, tenant_first_ts=st.first_ts, score=score,
+                cot=x[F["cot"]], cap=x[F["cap"]], elicit=pill["elicit"], harvest=pill["harvest"],
+                automation=pill["automation"], keys=names, evidence=ev))
+
+    # ------------------------------------------------------------------ time
+    def advance(self, watermark_ts: float) -> list[dict[str, Any]]:
+        """Close every window whose end is at or before ``watermark_ts``; resolve incidents quiet since long enough."""
+        if watermark_ts > self._clock:
+            self._clock = watermark_ts
+        out: list[dict[str, Any]] = []
+        heap = self._heap
+        touched: list[str] = []
+        while heap and heap[0][0] <= watermark_ts:
+            _, tid = heapq.heappop(heap)
+            st = self._tenants.get(tid)
+            if st is not None and st.next_close <= watermark_ts:
+                touched.append(tid)
+                out += self._close_until(st, watermark_ts)
+        for tid in sorted(self._incidents):
+            st = self._tenants[tid]
+            if st.inc_start is not None and not st.flagged:
+                out += self._maybe_resolve(st, watermark_ts)
+        return out
+
+    def finish(self) -> list[dict[str, Any]]:
+        """End of input: close every open window (incidents stay open unless their quiet period has passed)."""
+        out: list[dict[str, Any]] = []
+        for tid in sorted(self._tenants):
+            st = self._tenants[tid]
+            if st.wins:
+                out += self._close_until(st, max(st.wins) + self._W)
+        self._heap.clear()
+        return out
+
+    def drain_summaries(self) -> list[KeySummary]:
+        """Hand over the :class:`KeySummary` records produced since the last call."""
+        s, self._summaries = self._summaries, []
+        return s
+
+    # ------------------------------------------------------------------ feedback
+    def apply_feedback(self, record: dict[str, Any]) -> list[dict[str, Any]]:
+        """Apply an analyst verdict (``schemas/feedback.schema.json``).
+
+        ``false_positive`` / ``benign_expected``: the tenant's current (or last) incident pattern (its
+        dominant signals) is suppressed for this tenant, the last window is folded into its baseline with
+        extra weight, and an open incident is resolved. ``true_positive``: the tenant stays flagged (its
+        incident is not auto-resolved and any suspicious window re-opens one without the persistence rule).
+        """
+        tid = record.get("tenant_id")
+        if not isinstance(tid, str):
+            return []
+        st = self._tenants.get(tid)
+        if st is None:
+            self._pending_feedback.setdefault(tid, []).append(dict(record))
+            return []
+        return self._feedback_state(st, record)
+
+    def _feedback_state(self, st: _Tenant, record: dict[str, Any]) -> list[dict[str, Any]]:
+        label = record.get("label")
+        if label == "true_positive":
+            st.flagged = True
+            return []
+        if label not in ("false_positive", "benign_expected"):
+            return []
+        st.flagged = False
+        pattern = st.inc_pattern if st.inc_start is not None else st.last_pattern
+        if pattern and pattern not in st.suppressed:
+            st.suppressed = (st.suppressed + [pattern])[-4:]
+        if st.last_x is not None:
+            st.base.learn_values(st.last_x, weight=10)
+        if st.inc_start is not None:
+            return self._resolve(st, {"signal": "analyst_feedback", "value": label, "baseline": None, "weight": 0.0,
+                                      "text": f"analyst marked alert {record.get('alert_id')} as {label}"},
+                                 at=max(st.max_ts, st.inc_last_susp))
+        return []
+
+    # ------------------------------------------------------------------ snapshots
+    def snapshot(self, tenant_id: str) -> bytes:
+        """Versioned bytes of one tenant's state: ``b"DGT" + u16 version + orjson`` (no pickle)."""
+        st = self._tenants[tenant_id]
+        doc = {
+            "tid": st.tid, "first_ts": st.first_ts, "max_ts": st.max_ts, "closed_until": _f(st.closed_until),
+            "pending_future": st.pending_future,
+            "wins": [[_f(v) if isinstance(v, float) else v for v in w.to_list()] for _, w in sorted(st.wins.items())],
+            "base": st.base._state.tolist(), "drift": st.drift.to_list(), "hours": st.hours.tolist(),
+            "topics_mask": st.topics_mask, "ring": st.ring.tolist(), "ring_i": st.ring_i, "bloom": st.bloom.hex(),
+            "bloom_n": st.bloom_n, "recent": st.recent, "n_active": st.n_active, "drift_at": st.drift_at,
+            "run_start": st.run_start, "low_run": st.low_run,
+            "last_x": st.last_x.tolist() if st.last_x is not None else None,
+            "inc_start": st.inc_start, "inc_seq": st.inc_seq, "inc_sev": st.inc_sev, "inc_score": st.inc_score,
+            "inc_events": st.inc_events, "inc_reported": st.inc_reported, "inc_first_seen": st.inc_first_seen,
+            "inc_last_susp": st.inc_last_susp, "inc_evidence": st.inc_evidence, "inc_pattern": st.inc_pattern,
+            "last_pattern": st.last_pattern, "cooldown_until": _f(st.cooldown_until), "suppressed": st.suppressed,
+            "flagged": st.flagged, "n_late": st.n_late, "n_future": st.n_future, "n_suppressed": st.n_suppressed,
+        }
+        return _SNAP_MAGIC + struct.pack("<H", _SNAP_VERSION) + orjson.dumps(doc)
+
+    def restore(self, tenant_id: str, data: bytes) -> None:
+        """Load a :meth:`snapshot` (replacing any state of that tenant); rejects unknown format versions."""
+        if data[:3] != _SNAP_MAGIC:
+            raise ValueError("not a distillguard tenant snapshot")
+        (version,) = struct.unpack_from("<H", data, 3)
+        if version != _SNAP_VERSION:
+            raise ValueError(f"unsupported tenant snapshot version {version} (this build reads {_SNAP_VERSION})")
+        d = orjson.loads(data[5:])
+        st = self._new_tenant(tenant_id, d["first_ts"])
+        for k in ("max_ts", "pending_future", "topics_mask", "ring_i", "bloom_n", "recent", "n_active", "drift_at",
+                  "run_start", "low_run", "inc_start", "inc_seq", "inc_sev", "inc_score", "inc_events",
+                  "inc_reported", "inc_first_seen", "inc_last_susp", "inc_evidence", "inc_pattern", "last_pattern",
+                  "suppressed", "flagged", "n_late", "n_future", "n_suppressed"):
+            setattr(st, k, d[k])
+        st.closed_until = _unf(d["closed_until"])
+        st.cooldown_until = _unf(d["cooldown_until"])
+        st.base._state = array("d", d["base"])
+        st.drift.load_list(d["drift"])
+        st.hours = array("d", d["hours"])
+        st.ring = array("Q", d["ring"])
+        st.bloom = bytearray.fromhex(d["bloom"])
+        st.last_x = array("d", d["last_x"]) if d["last_x"] is not None else None
+        for vals in d["wins"]:
+            w = Window.from_list([_unf(v) if isinstance(v, str) and v in ("inf", "-inf") else v for v in vals])
+            st.wins[w.start] = w
+            heapq.heappush(self._heap, (w.start + self._W, tenant_id))
+        st.next_close = min(st.wins) + self._W if st.wins else math.inf
+        if st.inc_start is not None:
+            self._incidents.add(tenant_id)
+        if st.first_ts < self.stream_start:
+            self.stream_start = st.first_ts
+
+    def evict_idle(self, before_ts: float) -> dict[str, bytes]:
+        """Remove tenants with no event since ``before_ts`` and no open window; returns their snapshots."""
+        out: dict[str, bytes] = {}
+        for tid in sorted(self._tenants):
+            st = self._tenants[tid]
+            if st.max_ts < before_ts and not st.wins:
+                out[tid] = self.snapshot(tid)
+                del self._tenants[tid]
+                self._incidents.discard(tid)
+        return out
+
+    def tenant_info(self, tenant_id: str) -> dict[str, Any]:
+        """Readable summary of one tenant's state (for debugging and tests)."""
+        st = self._tenants[tenant_id]
+        return {"max_ts": st.max_ts, "open_windows": sorted(st.wins), "incident_open": st.inc_start is not None,
+                "flagged": st.flagged, "suppressed_patterns": len(st.suppressed), "late_events": st.n_late,
+                "future_clamped": st.n_future, "active_windows": st.n_active, "baseline_weight": st.base.weight,
+                "drift_statistic": st.drift.statistic,
+                "baseline": {k: rnd(st.base._state[i]) for i, k in enumerate(FEATURES)}}
+
+
+def _f(v: float) -> float | str:
+    return "inf" if v == math.inf else "-inf" if v == -math.inf else v
+
+
+def _unf(v: Any) -> Any:
+    return math.inf if v == "inf" else -math.inf if v == "-inf" else v

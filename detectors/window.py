@@ -1,0 +1,143 @@
+"""Per-tenant event-time window aggregates and the feature vector computed when a window closes.
+
+A :class:`Window` holds only counters and a few capped dicts, updated per
+event by :meth:`detectors.tenant.TenantDetector.process`; the feature vector
+(:data:`FEATURES`, every value in [0, 1] except ``volume``) is computed once
+per closed window by :func:`window_features`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+# Feature order is fixed (baselines store one float per feature in this order).
+FEATURES: tuple[str, ...] = (
+    "volume",  # log1p(events in window)
+    "cot",  # share of prompts eliciting step-by-step / hidden reasoning
+    "reasoning",  # reasoning tokens / (output + reasoning tokens)
+    "template_top",  # share of the most frequent prompt template
+    "near_dup",  # share of prompts within a small SimHash Hamming distance of a recent prompt
+    "repeat",  # share of prompts whose exact fingerprint the tenant sent before (fixed set re-sent)
+    "topic_entropy",  # normalised entropy of prompt topics (flat = systematic sweep)
+    "topic_new",  # new topics covered this window (coverage growth), /8 capped at 1
+    "coding",  # share of coding / tool-use topics
+    "cap",  # share of responses cut at max_tokens (output >= 90% of cap or stop_reason=max_tokens)
+    "out_in",  # output/input token ratio, log2 scaled to [0, 1] (16x -> 1)
+    "temp0",  # share of requests at temperature 0 (among those that state it)
+    "regularity",  # 1 - CV of inter-arrival times (machine pacing), 0 when too few
+    "no_session",  # share of single-shot requests without a session id
+    "multi_turn",  # share of requests continuing a conversation (turn_index > 0)
+    "tools",  # share of requests offering tools
+    "flat_hours",  # normalised entropy of the tenant's 24-hour activity profile (needs a day of history)
+    "logprobs",  # logprobs requested (half weight) and top_logprobs >= 5 (full weight), as a share
+    "logit_bias",  # share sending logit_bias entries
+    "tiny_max",  # share with max_tokens <= 16
+    "bias_repeat",  # share re-sending a recent prompt with a logit bias (probing)
+    "new_model",  # share on a model first seen (globally) less than a day ago
+    "accounts",  # distinct accounts in the window, log scaled (8 -> 1)
+)
+F = {name: i for i, name in enumerate(FEATURES)}
+NF = len(FEATURES)
+
+
+class Window:
+    """Aggregates of one tenant's events in one event-time window (``__slots__``: no per-instance dict)."""
+
+    __slots__ = (
+        "start", "n", "n_cot", "n_cap", "n_t0", "n_tk", "n_nosess", "n_turn", "n_tools", "n_lp", "n_bias",
+        "n_tiny", "n_biasrep", "n_near", "n_fp", "n_rep", "n_new", "n_late", "n_topic", "n_coding",
+        "s_in", "s_out", "s_reason", "s_dt", "s_dt2", "n_dt", "first_ts", "last_ts",
+        "tmpl", "n_tmpl", "topics", "accts", "ev", "ev_any", "net", "n_net", "ua", "n_ua", "pay", "n_pay",
+    )
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.n = self.n_cot = self.n_cap = self.n_t0 = self.n_tk = self.n_nosess = self.n_turn = 0
+        self.n_tools = self.n_lp = self.n_bias = self.n_tiny = self.n_biasrep = self.n_near = self.n_fp = 0
+        self.n_rep = self.n_new = self.n_late = self.n_topic = self.n_coding = self.n_tmpl = self.n_dt = 0
+        self.n_net = self.n_ua = self.n_pay = 0
+        self.s_in = self.s_out = self.s_reason = 0
+        self.s_dt = self.s_dt2 = 0.0
+        self.first_ts = math.inf
+        self.last_ts = -math.inf
+        self.tmpl: dict[str, int] | None = None
+        self.topics: dict[str, int] | None = None
+        self.accts: list[str] = []
+        self.ev: list[str] = []
+        self.ev_any: list[str] = []
+        self.net: str | None = None
+        self.ua: str | None = None
+        self.pay: str | None = None
+
+    def to_list(self) -> list[Any]:
+        return [getattr(self, s) for s in self.__slots__]
+
+    @classmethod
+    def from_list(cls, values: list[Any]) -> Window:
+        w = cls.__new__(cls)
+        for s, v in zip(cls.__slots__, values, strict=True):
+            setattr(w, s, v)
+        if isinstance(w.first_ts, str) or w.first_ts is None:
+            w.first_ts = math.inf
+        if isinstance(w.last_ts, str) or w.last_ts is None:
+            w.last_ts = -math.inf
+        return w
+
+    def top_templates(self, k: int = 2) -> list[tuple[str, int]]:
+        if not self.tmpl:
+            return []
+        return sorted(self.tmpl.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+
+
+def _entropy(counts: list[float]) -> float:
+    tot = sum(counts)
+    if tot <= 0 or len(counts) < 2:
+        return 0.0
+    h = -sum(c / tot * math.log(c / tot) for c in counts if c > 0)
+    return h / math.log(len(counts))
+
+
+def window_features(w: Window, hours: Any, age_seconds: float, topic_new: int) -> list[float]:
+    """The feature vector (:data:`FEATURES` order) of a closed window.
+
+    ``hours`` is the tenant's 24-bucket activity profile (already including
+    this window), ``age_seconds`` the tenant's observed age, ``topic_new`` the
+    number of topics first covered in this window.
+    """
+    n = max(w.n, 1)
+    x = [0.0] * NF
+    x[0] = math.log1p(w.n)
+    x[1] = w.n_cot / n
+    x[2] = w.s_reason / (w.s_out + w.s_reason + 1.0)
+    if w.n_tmpl >= 3 and w.tmpl:
+        x[3] = max(w.tmpl.values()) / w.n_tmpl
+    if w.n_fp >= 3:
+        x[4] = w.n_near / w.n_fp
+        x[5] = w.n_rep / w.n_fp
+    if w.n_topic >= 3 and w.topics:
+        # flat over the topics seen, and broad: few distinct topics cannot be a sweep
+        x[6] = _entropy(list(w.topics.values())) * min(1.0, (len(w.topics) - 1) / 5.0)
+        x[8] = w.n_coding / w.n_topic
+    x[7] = min(1.0, topic_new / 8.0)
+    x[9] = w.n_cap / n
+    x[10] = min(1.0, max(0.0, math.log2((w.s_out + 1.0) / (w.s_in + 1.0)) / 4.0))
+    if w.n_tk:
+        x[11] = w.n_t0 / w.n_tk
+    if w.n_dt >= 8:
+        mean = w.s_dt / w.n_dt
+        if mean > 0:
+            var = max(0.0, w.s_dt2 / w.n_dt - mean * mean)
+            x[12] = max(0.0, 1.0 - math.sqrt(var) / mean)
+    x[13] = w.n_nosess / n
+    x[14] = w.n_turn / n
+    x[15] = w.n_tools / n
+    if age_seconds >= 86400.0:
+        x[16] = _entropy(list(hours))
+    x[17] = min(1.0, w.n_lp / (2.0 * n))
+    x[18] = w.n_bias / n
+    x[19] = w.n_tiny / n
+    x[20] = w.n_biasrep / n
+    x[21] = w.n_new / n
+    x[22] = min(1.0, math.log2(1 + len(w.accts)) / 3.0)
+    return x
