@@ -1,0 +1,184 @@
+"""Embedded mode: run the detection engine over a JSONL events file (no broker) and write alerts as JSON lines.
+
+Events are read in file order (``-`` = stdin) and alerts written one JSON object a line (``-`` = stdout),
+with exactly the detection logic of the Kafka workers (``detectors.Engine``). Lines that are not valid
+events go to ``--dead-letter`` as records per ``schemas/dead_letter.schema.json`` (reason, line number,
+raw bytes without prompt text) and processing goes on. ``--feedback`` applies analyst verdicts
+(``schemas/feedback.schema.json``) as soon as the alert they name is emitted (alert ids are
+deterministic, so verdicts on a previous run's alerts apply to a re-run). Exit status: 0, or 2 when
+the input (or an output file) cannot be opened or read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+NAME = "detect"
+HELP = "run detection over an events JSONL file (embedded mode, no Kafka) and write alerts as JSON lines"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", "-i", required=True, help="events JSONL file, '-' for stdin")
+    parser.add_argument("--output", "-o", default="-", help="alerts JSONL file, '-' for stdout (default)")
+    parser.add_argument("--dead-letter", help="write rejected lines here (JSON lines with reason and line number)")
+    parser.add_argument("--feedback", help="analyst feedback JSONL file to apply (feedback.schema.json records)")
+    parser.add_argument("--window-seconds", type=float, help="tenant window length (default 300)")
+    parser.add_argument("--allowed-lateness", type=float, help="watermark lateness in seconds (default 120)")
+    parser.add_argument("--no-progress", action="store_true", help="never show the progress bar")
+
+
+def _open_in(path: str, stack: ExitStack) -> IO[bytes]:
+    if path == "-":
+        return sys.stdin.buffer
+    return stack.enter_context(open(path, "rb"))  # noqa: SIM115
+
+
+def _open_out(path: str, stack: ExitStack) -> IO[bytes]:
+    if path == "-":
+        return sys.stdout.buffer
+    return stack.enter_context(open(path, "wb"))  # noqa: SIM115
+
+
+def _load_feedback(path: str, log: Any) -> dict[str, list[dict[str, Any]]]:
+    by_alert: dict[str, list[dict[str, Any]]] = {}
+    with open(path, "rb") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                log.warning("feedback line skipped", line=n, error=str(exc))
+                continue
+            if (not isinstance(rec, dict) or not isinstance(rec.get("alert_id"), str)
+                    or not isinstance(rec.get("tenant_id"), str)
+                    or rec.get("label") not in ("true_positive", "false_positive", "benign_expected")):
+                log.warning("feedback line skipped", line=n, error="not a feedback record")
+                continue
+            by_alert.setdefault(rec["alert_id"], []).append(rec)
+    return by_alert
+
+
+def run(args: argparse.Namespace) -> int:
+    from detectors import DetectorConfig, Engine
+    from detectors.features import prompt_features
+    from distillguard.logs import configure_logging, get_logger
+    from distillguard.settings import load_settings
+    from schemas import DecodeError, EventCodec
+    from schemas.dead_letter import dead_letter_record
+
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    log = get_logger("distillguard.detect")
+    overrides = {k: v for k, v in (("window_seconds", args.window_seconds),
+                                   ("allowed_lateness", args.allowed_lateness)) if v is not None}
+    engine = Engine(DetectorConfig(**overrides))
+    codec = EventCodec(max_bytes=settings.max_event_bytes, prompt_hook=prompt_features)
+    max_bytes = settings.max_event_bytes
+    source = "<stdin>" if args.input == "-" else args.input
+
+    feedback: dict[str, list[dict[str, Any]]] = {}
+    if args.feedback:
+        try:
+            feedback = _load_feedback(args.feedback, log)
+        except OSError as exc:
+            log.error("cannot read feedback file", path=args.feedback, error=str(exc))
+            print(f"distillguard detect: cannot read feedback file {args.feedback}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 2
+
+    counts = {"lines": 0, "events": 0, "dead_letter": 0, "blank": 0, "alerts": 0, "open": 0, "feedback_applied": 0}
+    started = time.perf_counter()
+    with ExitStack() as stack:
+        try:
+            fin = _open_in(args.input, stack)
+        except OSError as exc:
+            log.error("cannot read input", path=args.input, error=str(exc))
+            print(f"distillguard detect: cannot read input {args.input}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        try:
+            fout = _open_out(args.output, stack)
+            fdl = _open_out(args.dead_letter, stack) if args.dead_letter else None
+        except OSError as exc:
+            log.error("cannot open output", error=str(exc))
+            print(f"distillguard detect: cannot open output: {exc}", file=sys.stderr)
+            return 2
+        bar = None
+        if not args.no_progress and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            total = None
+            if args.input != "-":
+                try:
+                    total = Path(args.input).stat().st_size
+                except OSError:
+                    total = None
+            bar = stack.enter_context(tqdm(total=total, unit="B", unit_scale=True, desc="detect", file=sys.stderr))
+
+        write = fout.write
+        dumps = orjson.dumps
+
+        def emit(alerts: list[dict[str, Any]]) -> None:
+            for a in alerts:
+                write(dumps(a) + b"\n")
+                counts["alerts"] += 1
+                if a["status"] == "open":
+                    counts["open"] += 1
+                recs = feedback.pop(a["alert_id"], None) if feedback else None
+                if recs:
+                    for rec in recs:
+                        counts["feedback_applied"] += 1
+                        emit(engine.apply_feedback(rec))
+
+        decode = codec.decode
+        process = engine.process
+        pending = 0
+        lineno = 0
+        try:
+            for lineno, raw in enumerate(fin, 1):  # noqa: B007 - lineno used after the loop
+                if bar is not None:
+                    pending += len(raw)
+                    if pending >= 1 << 20:
+                        bar.update(pending)
+                        pending = 0
+                body = raw.rstrip(b"\r\n")
+                if not body.strip():
+                    counts["blank"] += 1
+                    continue
+                try:
+                    ev = decode(body)
+                except DecodeError as exc:
+                    counts["dead_letter"] += 1
+                    if fdl is not None:
+                        fdl.write(dumps(dead_letter_record(body, exc.reason, max_bytes, source_file=source,
+                                                           line=lineno)) + b"\n")
+                    elif counts["dead_letter"] <= 5:
+                        log.warning("rejected line", line=lineno, reason=exc.reason)
+                    continue
+                counts["events"] += 1
+                alerts = process(ev)
+                if alerts:
+                    emit(alerts)
+        except OSError as exc:
+            log.error("cannot read input", path=args.input, line=lineno, error=str(exc))
+            print(f"distillguard detect: cannot read input {args.input} (line {lineno}): {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 2
+        counts["lines"] = lineno
+        emit(engine.finish())
+        if bar is not None:
+            bar.update(pending)
+        fout.flush()
+    elapsed = time.perf_counter() - started
+    stats = engine.stats
+    log.info("detect finished", **counts, late_events=stats["late_events"], future_clamped=stats["future_clamped"],
+             tenants=len(engine.tenants), seconds=round(elapsed, 3),
+             events_per_second=round(counts["events"] / elapsed) if elapsed > 0 else None)
+    return 0
