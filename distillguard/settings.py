@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, ge=0, le=65535)
     web_host: str = "0.0.0.0"
 
+    # state checkpoints and watermarks (see docs/STREAMING.md)
+    checkpoint_events: int = Field(2000, ge=1, description="checkpoint a partition's changed tenants after this many events")
+    checkpoint_seconds: float = Field(5.0, gt=0, description="... or after this much wall time")
+    idle_partition_seconds: float = Field(30.0, gt=0, description="a partition silent this long stops holding back cluster windows")
+
     # limits
     max_event_bytes: int = Field(256 * 1024, ge=256, description="larger events go to the dead-letter topic")
 

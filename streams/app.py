@@ -23,6 +23,9 @@ def create_app(settings: Settings) -> faust.App:
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # un-acked events are the ones after the last state checkpoint: a rebalance or a stop must not
+        # wait for them; they are redelivered to the next owner, which restores the checkpoint
+        stream_wait_empty=False,
         web_enabled=True,
         web_port=settings.web_port,
         web_bind=settings.web_host,
@@ -43,7 +46,7 @@ def create_app(settings: Settings) -> faust.App:
         ready = app.rebalancing is False and bool(app.consumer.assignment())
         return web.json({"ready": ready}, status=200 if ready else 503)
 
-    from streams.ingest import register_ingest
+    from streams.pipeline import register_pipeline
 
-    register_ingest(app, settings)
+    register_pipeline(app, settings)
     return app

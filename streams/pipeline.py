@@ -1,0 +1,224 @@
+"""The streaming topology: Faust agents around the pure detection stages.
+
+Per events-topic partition (key = tenant_id) the owning worker runs one
+:class:`detectors.stages.TenantStage`. Tenant state is checkpointed as the
+engine's snapshot bytes into the changelog-backed table ``tenant-state`` every
+``checkpoint_events`` events or ``checkpoint_seconds`` of wall time, together
+with the partition's checkpointed offset; events are acked (so their offsets
+become committable) only after the checkpoint that covers them. After a crash
+or a rebalance the new owner restores tenants lazily from the table and skips
+events the checkpoint already covers, so at most the events since the last
+checkpoint are processed again; alert ids are deterministic, so a re-sent alert
+carries the same ``alert_id``.
+
+Key summaries of closed tenant windows, and each partition's watermark, go to
+the single-partition topic ``<app_id>-cluster-summaries``; the worker owning it
+runs the :class:`detectors.stages.ClusterStage` and closes cluster windows at
+the minimum watermark over all events partitions (a partition idle for
+``idle_partition_seconds`` of wall time is left out of the minimum).
+
+Feedback from ``extraction.feedback`` is re-keyed by tenant id onto
+``<app_id>-feedback-by-tenant`` (co-partitioned with the events topic), so it
+reaches the worker that owns the tenant; verdicts on cluster alerts go to the
+cluster stage.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+import orjson
+
+from detectors.common import DetectorConfig
+from detectors.stages import ClusterStage, TenantStage
+from detectors.tenant import KeySummary
+from distillguard.logs import get_logger
+from distillguard.settings import Settings
+from schemas import DecodeError
+from schemas.dead_letter import dead_letter_record
+from streams import metrics
+from streams.ingest import make_codec
+
+log = get_logger(__name__)
+CHECKPOINT_KEY = b"__checkpoint__"  # per partition: covered offset and stage metadata
+
+
+@dataclass
+class PartitionRuntime:
+    """The in-memory side of one owned events partition."""
+
+    partition: int
+    stage: TenantStage
+    checkpointed_offset: int = -1
+    pending: list[Any] = field(default_factory=list)
+    last_checkpoint: float = field(default_factory=time.monotonic)
+    last_marker: float = -math.inf
+
+
+def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig | None = None) -> None:
+    """Attach the detection agents, the state table and the feedback path to ``app``."""
+    config = config or DetectorConfig()
+    codec = make_codec(settings)
+    parts = settings.partitions
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    events_topic = app.topic(settings.events_topic, partitions=parts, **raw)
+    dlq_topic = app.topic(settings.dlq_topic, partitions=parts, **raw)
+    alerts_topic = app.topic(settings.alerts_topic, partitions=parts, **raw)
+    feedback_topic = app.topic(settings.feedback_topic, partitions=parts, **raw)
+    by_tenant = app.topic(f"{settings.app_id}-feedback-by-tenant", partitions=parts, internal=True, **raw)
+    summaries_topic = app.topic(f"{settings.app_id}-cluster-summaries", partitions=1, internal=True, **raw)
+    state = app.Table("tenant-state", default=None, partitions=parts, key_type=bytes, value_type=bytes)
+    runtimes: dict[int, PartitionRuntime] = {}
+    model_first_seen: dict[str, float] = {}
+    valid, invalid = metrics.EVENTS.labels(result="valid"), metrics.EVENTS.labels(result="invalid")
+
+    def checkpoint_key(partition: int) -> bytes:
+        return b"%s/%d" % (CHECKPOINT_KEY, partition)
+
+    def runtime(partition: int) -> PartitionRuntime:
+        """The partition's runtime; a new one starts from the checkpoint in the state table."""
+        rt = runtimes.get(partition)
+        if rt is None:
+            rt = runtimes[partition] = PartitionRuntime(partition, TenantStage(config, model_first_seen=model_first_seen))
+            marker = state.get(checkpoint_key(partition))
+            if marker is not None:
+                doc = orjson.loads(marker)
+                rt.checkpointed_offset = int(doc["offset"])
+                rt.stage.load_meta(doc["meta"])
+                rt.last_marker = rt.stage.watermark
+            log.info("partition_started", partition=partition, checkpointed_offset=rt.checkpointed_offset)
+        return rt
+
+    async def publish(alerts: list[dict[str, Any]]) -> None:
+        for alert in alerts:
+            subject = alert.get("tenant_id") or alert.get("cluster_id") or alert["alert_id"]
+            await alerts_topic.send(key=subject.encode(), value=orjson.dumps(alert))
+            metrics.ALERTS.labels(kind=alert["kind"], severity=alert["severity"], status=alert["status"]).inc()
+
+    async def forward_summaries(rt: PartitionRuntime) -> None:
+        for s in rt.stage.drain_summaries():
+            await summaries_topic.send(key=b"s", value=orjson.dumps({"type": "summary", "summary": s.to_dict()}))
+        wm = rt.stage.watermark
+        if wm >= rt.last_marker + config.window_seconds / 5.0:
+            rt.last_marker = wm
+            await summaries_topic.send(
+                key=b"s", value=orjson.dumps({"type": "watermark", "partition": rt.partition, "watermark": wm})
+            )
+
+    async def checkpoint(rt: PartitionRuntime, stream: faust.StreamT, offset: int) -> None:
+        """Write changed tenants' snapshots and the covered offset, then ack the events they cover."""
+        det = rt.stage.detector
+        for tid in sorted(rt.stage.drain_dirty()):
+            if tid in det._tenants:
+                state[tid.encode()] = det.snapshot(tid)
+        state[checkpoint_key(rt.partition)] = orjson.dumps({"offset": offset, "meta": rt.stage.meta()})
+        rt.checkpointed_offset = offset
+        for ev in rt.pending:
+            await stream.ack(ev)
+        rt.pending.clear()
+        rt.last_checkpoint = time.monotonic()
+        metrics.CHECKPOINT_AGE.set(0)
+
+    @app.agent(events_topic, name="distillguard.detect")
+    async def detect(stream: faust.StreamT) -> None:
+        manual = stream.noack()
+        async for event in manual.events():
+            msg = event.message
+            rt = runtime(msg.partition)
+            rt.pending.append(event)
+            if msg.offset <= rt.checkpointed_offset:
+                continue  # already part of the restored state
+            data = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+            try:
+                ev = codec.decode(data)
+            except DecodeError as exc:
+                record = dead_letter_record(data, exc.reason, settings.max_event_bytes, source_topic=msg.topic,
+                                            source_partition=msg.partition, source_offset=msg.offset)
+                await dlq_topic.send(key=event.key, value=orjson.dumps(record))
+                invalid.inc()
+                metrics.DLQ.labels(reason=metrics.reason_label(exc.field, exc.reason)).inc()
+            else:
+                valid.inc()
+                tid = ev["tenant_id"]
+                det = rt.stage.detector
+                if tid not in det._tenants:
+                    snap = state.get(tid.encode())
+                    if snap is not None:
+                        det.restore(tid, snap)
+                alerts = rt.stage.process(ev)
+                await publish(alerts)
+                await forward_summaries(rt)
+                if msg.timestamp:
+                    metrics.LATENCY.observe(max(0.0, time.time() - msg.timestamp))
+            if (len(rt.pending) >= settings.checkpoint_events
+                    or time.monotonic() - rt.last_checkpoint >= settings.checkpoint_seconds):
+                await checkpoint(rt, manual, msg.offset)
+            metrics.TENANTS.set(sum(len(r.stage.detector) for r in runtimes.values()))
+
+    @app.agent(feedback_topic, name="distillguard.feedback-rekey")
+    async def rekey_feedback(stream: faust.StreamT) -> None:
+        async for value in stream:
+            try:
+                record = orjson.loads(value)
+                tenant = record["tenant_id"]
+                if not isinstance(tenant, str) or not tenant:
+                    raise ValueError("tenant_id missing")
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                log.warning("feedback_rejected", reason=str(exc)[:200])
+                continue
+            if str(record.get("alert_id", "")).startswith("c-"):
+                await summaries_topic.send(key=b"s", value=orjson.dumps({"type": "feedback", "record": record}))
+            else:
+                await by_tenant.send(key=tenant.encode(), value=orjson.dumps(record))
+
+    @app.agent(by_tenant, name="distillguard.feedback")
+    async def apply_feedback(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            record = orjson.loads(event.value)
+            rt = runtime(event.message.partition)
+            tid = record["tenant_id"]
+            det = rt.stage.detector
+            if tid not in det._tenants:
+                snap = state.get(tid.encode())
+                if snap is not None:
+                    det.restore(tid, snap)
+            alerts = det.apply_feedback(record)
+            if tid in det._tenants:
+                state[tid.encode()] = det.snapshot(tid)  # a verdict is checkpointed at once
+            log.info("feedback_applied", label=record.get("label"), alert_id=record.get("alert_id"))
+            await publish(alerts)
+
+    cluster_stage = ClusterStage(config)
+    source_wm: dict[int, tuple[float, float]] = {}  # partition -> (watermark, wall time of the marker)
+
+    @app.agent(summaries_topic, name="distillguard.cluster")
+    async def cluster(stream: faust.StreamT) -> None:
+        async for value in stream:
+            rec = orjson.loads(value)
+            kind = rec["type"]
+            if kind == "summary":
+                cluster_stage.process(KeySummary.from_dict(rec["summary"]))
+                continue
+            if kind == "feedback":
+                det = cluster_stage.detector
+                await publish(det.apply_feedback(rec["record"], det.incident_for_alert(rec["record"]["alert_id"])))
+                continue
+            now = time.monotonic()
+            source_wm[rec["partition"]] = (rec["watermark"], now)
+            live = [wm for wm, seen in source_wm.values() if now - seen < settings.idle_partition_seconds]
+            if len(source_wm) >= parts or len(live) < len(source_wm):
+                await publish(cluster_stage.advance(min(live) if live else -math.inf))
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
+        for tp in revoked:
+            if tp.topic == settings.events_topic and tp.partition in runtimes:
+                rt = runtimes.pop(tp.partition)
+                log.info("partition_revoked", partition=tp.partition, tenants=len(rt.stage.detector),
+                         unacked_events=len(rt.pending))
+
+
