@@ -154,6 +154,34 @@ class BaselineDetector(AnomalyDetector):
                 out[name] = (float(x[name]) - st[i]) / sd
         return out
 
+    def zvector(self, values: Sequence[float]) -> list[float]:
+        """Signed z-scores of ``values`` given in ``features`` order (no dicts: the per-window fast path)."""
+        st, k, out = self._state, len(values), []
+        ms = self.min_std
+        floor = ms if not isinstance(ms, Mapping) else 0.05
+        sqrt = math.sqrt
+        for i in range(k):
+            var = st[k + i]
+            sd = sqrt(var) if var > 0.0 else 0.0
+            out.append((values[i] - st[i]) / (sd if sd > floor else floor))
+        return out
+
+    def deviation(self, z: Sequence[float]) -> float:
+        """:meth:`score_one` from a z-score vector (``features`` order)."""
+        if not z:
+            return 0.0
+        dirs = self.directions
+        tot = 0.0
+        if dirs:
+            for name, v in zip(self.features, z, strict=False):
+                d = dirs.get(name, 0)
+                v = max(v, 0.0) if d > 0 else min(v, 0.0) if d < 0 else v
+                tot += v * v
+        else:
+            for v in z:
+                tot += v * v
+        return 1.0 - math.exp(-tot / len(z) / 8.0)
+
     def score_one(self, x: Mapping[str, float], t: float | None = None) -> float:  # type: ignore[override]
         """Deviation of ``x`` from the baseline in [0, 1]: ``1 - exp(-mean(z²)/8)`` over directed z-scores."""
         if self.weight <= 0:

@@ -22,6 +22,7 @@ pattern a little. New tenants are compared with the population prior.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from detectors.common import sigmoid
@@ -115,6 +116,16 @@ def relative_shift(z: dict[str, float]) -> float:
     return min(1.0, tot / 3.0)
 
 
+def relative_shift_vec(z: list[float]) -> float:
+    """:func:`relative_shift` over a z-score vector in :data:`FEATURES` order."""
+    tot = 0.0
+    for i, w in _REL_IDX:
+        v = z[i]
+        if v > 1.0:
+            tot += w * min(v - 1.0, 4.0) / 4.0
+    return min(1.0, tot / 3.0)
+
+
 def combine(abs_score: float, rel: float, familiarity: float) -> float:
     """Final window score: the absolute score moved up by the relative shift, down by familiarity (both bounded)."""
     if abs_score <= 0.0:
@@ -124,7 +135,7 @@ def combine(abs_score: float, rel: float, familiarity: float) -> float:
     return sigmoid(logit)
 
 
-def reasons(x: list[float], base: list[float], p: dict[str, float], rel: float, limit: int = 6) -> list[dict[str, Any]]:
+def reasons(x: list[float], base: Sequence[float], p: dict[str, float], rel: float, limit: int = 6) -> list[dict[str, Any]]:
     """The strongest contributing signals as ``{signal, value, baseline, weight, text}``, strongest first."""
     contrib = {
         "cot": W_ELICIT * p["cot"], "logprobs": W_ELICIT * x[F["logprobs"]], "logit_bias": W_ELICIT * x[F["logit_bias"]],

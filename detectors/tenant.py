@@ -30,7 +30,7 @@ import orjson
 
 from detectors.baseline import BaselineDetector, ScoreDrift
 from detectors.common import DetectorConfig, make_alert, rnd, severity_of
-from detectors.scoring import PRIOR, absolute_score, combine, reasons, relative_shift
+from detectors.scoring import PRIOR, absolute_score, combine, reasons, relative_shift_vec
 from detectors.window import FEATURES, NF, F, Window, window_features
 
 __all__ = ["KeySummary", "TenantDetector"]
@@ -102,7 +102,7 @@ class _Tenant:
 
     __slots__ = (
         "tid", "first_ts", "max_ts", "closed_until", "pending_future", "wins", "next_close", "cur",
-        "base", "drift", "hours", "topics_mask", "ring", "ring_i", "bloom", "bloom_n",
+        "base", "drift", "hours", "hours_day", "topics_mask", "ring", "ring_i", "bloom", "bloom_n",
         "recent", "n_active", "drift_at", "run_start", "low_run", "last_x",
         "inc_start", "inc_seq", "inc_sev", "inc_score", "inc_events", "inc_reported", "inc_first_seen",
         "inc_last_susp", "inc_evidence", "inc_pattern", "last_pattern", "cooldown_until", "suppressed",
@@ -141,7 +141,9 @@ class TenantDetector:
         self.model_first_seen = model_first_seen if model_first_seen is not None else {}
         self.stream_start = math.inf  # earliest event time seen (models present from the start are not "new")
         self._clock = -math.inf  # latest watermark passed to advance() (reference for a brand-new tenant)
-        self.stats = {"events": 0, "late_events": 0, "future_clamped": 0, "windows": 0, "suppressed": 0}
+        self._n_events = self._n_late = 0
+        self._horizon = float(c.new_model_horizon)
+        self._stats = {"future_clamped": 0, "windows": 0, "suppressed": 0}
         self._base_kw = {"features": FEATURES, "half_life": c.baseline_half_life, "prior": PRIOR,
                          "prior_weight": c.baseline_prior_weight, "directions": None, "min_std": 0.05}
 
@@ -159,6 +161,7 @@ class TenantDetector:
         st.base = BaselineDetector(**self._base_kw)
         st.drift = ScoreDrift(threshold=c.drift_threshold, delta=c.drift_delta, prior_mean=c.prior_score)
         st.hours = array("d", bytes(8 * 24))
+        st.hours_day = 0
         st.topics_mask = 0
         st.ring = array("Q", bytes(8 * 4))
         st.ring_i = 0
@@ -186,6 +189,11 @@ class TenantDetector:
                 self._feedback_state(st, rec)
         return st
 
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters: events, late events (folded into the next open window), far-future events clamped, ..."""
+        return {"events": self._n_events, "late_events": self._n_late, **self._stats}
+
     def __len__(self) -> int:
         return len(self._tenants)
 
@@ -201,7 +209,7 @@ class TenantDetector:
         st = self._tenants.get(tid)
         if st is None:
             if ts > self._clock + self._max_future > -math.inf:  # brand-new tenant, far ahead of everyone
-                self.stats["future_clamped"] += 1
+                self._stats["future_clamped"] += 1
                 ts = self._clock
             st = self._new_tenant(tid, ts)
             if ts < self.stream_start:
@@ -210,12 +218,12 @@ class TenantDetector:
             ts = self._future(st, ts)
         else:
             st.pending_future = 0.0
-        self.stats["events"] += 1
+        self._n_events += 1
         W = self._W
         late = ts < st.closed_until
         if late:
             st.n_late += 1
-            self.stats["late_events"] += 1
+            self._n_late += 1
             ws = min(st.wins) if st.wins else st.closed_until - st.closed_until % W
         else:
             ws = ts - ts % W
@@ -351,10 +359,11 @@ class TenantDetector:
             if _topic(topic)[1]:
                 w.n_coding += 1
         model = ev["model"]
-        mf = self.model_first_seen.get(model)
+        mfs = self.model_first_seen
+        mf = mfs.get(model)
         if mf is None or ts < mf:
-            self.model_first_seen[model] = mf = ts
-        if ts - mf < self.config.new_model_horizon and mf - self.stream_start > self.config.new_model_horizon:
+            mfs[model] = mf = ts
+        if ts - mf < self._horizon and mf - self.stream_start > self._horizon:
             w.n_new += 1
         acc = ev["account_id"]
         accts = w.accts
@@ -367,11 +376,11 @@ class TenantDetector:
             w.ev_any.append(ev["event_id"])
         v = get("asn")
         if v is not None:
-            net = f"{v}/{get('client_ip_prefix', '')}"
-            if net == w.net:
+            pfx = get("client_ip_prefix")
+            if v == w.net and pfx == w.pfx:
                 w.n_net += 1
             elif w.net is None:
-                w.net, w.n_net = net, 1
+                w.net, w.pfx, w.n_net = v, pfx, 1
         v = get("user_agent")
         if v is not None:
             if v == w.ua:
@@ -399,7 +408,7 @@ class TenantDetector:
             return ts
         st.pending_future = ts
         st.n_future += 1
-        self.stats["future_clamped"] += 1
+        self._stats["future_clamped"] += 1
         return st.max_ts
 
     # ------------------------------------------------------------------ window close
@@ -423,15 +432,18 @@ class TenantDetector:
         c = self.config
         W = self._W
         we = w.start + W
-        self.stats["windows"] += 1
+        self._stats["windows"] += 1
         out: list[dict[str, Any]] = []
         # a long gap may have ended the incident before this window
         if st.inc_start is not None and not st.flagged and w.start >= st.inc_last_susp + c.quiet_period:
             out += self._resolve(st)
         # tenant-level context
         hours = st.hours
-        for i in range(24):
-            hours[i] *= 0.998
+        day = int(w.start // 86400.0)
+        if day != st.hours_day:  # the 24-hour profile decays once per day of event time
+            for i in range(24):
+                hours[i] *= 0.7
+            st.hours_day = day
         hours[int((w.start % 86400.0) // 3600.0)] += w.n
         new_topics = 0
         if w.topics:
@@ -440,25 +452,23 @@ class TenantDetector:
                 mask |= _topic(t)[0]
             new_topics = (mask & ~st.topics_mask).bit_count()
             st.topics_mask |= mask
-        x = window_features(w, hours, w.start + W - st.first_ts, new_topics)
+        x = window_features(w, hours, we - st.first_ts, new_topics)
         base = st.base
-        z = base.zscores(dict(zip(FEATURES, x, strict=True)))
-        rel = relative_shift(z)
+        z = base.zvector(x)
+        rel = relative_shift_vec(z)
         abs_score, pill = absolute_score(x)
         hist = base.weight - c.baseline_prior_weight
         familiarity = 0.0
         if hist > 20:
-            familiarity = min(1.0, (hist - 20) / 200.0) * (1.0 - base.score_one(dict(zip(FEATURES, x, strict=True))))
+            familiarity = min(1.0, (hist - 20) / 200.0) * (1.0 - base.deviation(z))
         score = combine(abs_score, rel, familiarity)
-        enough = w.n >= c.min_window_events
-        base_means = list(base._state[:NF])
-        signals = {"score": score, "absolute": abs_score, "relative": rel, "familiarity": familiarity,
-                   "events": w.n, **pill, **{k: x[i] for i, k in enumerate(FEATURES)}}
         if self.on_window is not None:
+            signals = {"score": score, "absolute": abs_score, "relative": rel, "familiarity": familiarity,
+                       "events": w.n, **pill, **{k: x[i] for i, k in enumerate(FEATURES)}}
             self.on_window(st.tid, w.start, we, score, signals)
         # summaries for the cluster stage
         self._emit_summaries(st, w, score, x, pill)
-        if not enough:
+        if w.n < c.min_window_events:
             return out
         # drift + persistence
         st.n_active += 1
@@ -476,10 +486,12 @@ class TenantDetector:
             if st.low_run >= 3 and st.inc_start is None:
                 st.run_start = None
         st.last_x = array("d", x)
-        # baseline learns from unsuspicious windows only (an attacker cannot teach it extraction)
-        if score < c.watch_threshold:
-            base.learn_values(x)
-        rs = reasons(x, base_means, pill, rel)
+        if not susp:
+            # the baseline learns from unsuspicious windows only (an attacker cannot teach it extraction)
+            if score < c.watch_threshold:
+                base.learn_values(x)
+            return out
+        rs = reasons(x, base._state, pill, rel)
         pattern = 0
         for r in rs[:3]:
             if r["signal"] in F:
@@ -491,7 +503,7 @@ class TenantDetector:
             if susp and persistent and we >= st.cooldown_until:
                 if any((pattern & s).bit_count() >= 2 for s in st.suppressed):
                     st.n_suppressed += 1
-                    self.stats["suppressed"] += 1
+                    self._stats["suppressed"] += 1
                     return out
                 st.inc_start = w.start
                 st.inc_seq = 0
@@ -555,7 +567,7 @@ class TenantDetector:
             if cnt >= 3 and cnt >= 0.3 * w.n_tmpl:
                 keys.append(("tmpl:" + tp, cnt))
         if w.net is not None:
-            keys.append(("net:" + w.net, w.n_net))
+            keys.append((f"net:{w.net}/{w.pfx or ''}", w.n_net))
         if w.ua is not None:
             keys.append(("ua:" + w.ua, w.n_ua))
         if w.pay is not None:
@@ -654,7 +666,7 @@ class TenantDetector:
             "pending_future": st.pending_future,
             "wins": [[_f(v) if isinstance(v, float) else v for v in w.to_list()] for _, w in sorted(st.wins.items())],
             "base": st.base._state.tolist(), "drift": st.drift.to_list(), "hours": st.hours.tolist(),
-            "topics_mask": st.topics_mask, "ring": st.ring.tolist(), "ring_i": st.ring_i, "bloom": st.bloom.hex(),
+            "hours_day": st.hours_day, "topics_mask": st.topics_mask, "ring": st.ring.tolist(), "ring_i": st.ring_i, "bloom": st.bloom.hex(),
             "bloom_n": st.bloom_n, "recent": st.recent, "n_active": st.n_active, "drift_at": st.drift_at,
             "run_start": st.run_start, "low_run": st.low_run,
             "last_x": st.last_x.tolist() if st.last_x is not None else None,
@@ -675,7 +687,7 @@ class TenantDetector:
             raise ValueError(f"unsupported tenant snapshot version {version} (this build reads {_SNAP_VERSION})")
         d = orjson.loads(data[5:])
         st = self._new_tenant(tenant_id, d["first_ts"])
-        for k in ("max_ts", "pending_future", "topics_mask", "ring_i", "bloom_n", "recent", "n_active", "drift_at",
+        for k in ("max_ts", "pending_future", "topics_mask", "hours_day", "ring_i", "bloom_n", "recent", "n_active", "drift_at",
                   "run_start", "low_run", "inc_start", "inc_seq", "inc_sev", "inc_score", "inc_events",
                   "inc_reported", "inc_first_seen", "inc_last_susp", "inc_evidence", "inc_pattern", "last_pattern",
                   "suppressed", "flagged", "n_late", "n_future", "n_suppressed"):

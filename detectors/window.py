@@ -48,7 +48,7 @@ class Window:
         "start", "n", "n_cot", "n_cap", "n_t0", "n_tk", "n_nosess", "n_turn", "n_tools", "n_lp", "n_bias",
         "n_tiny", "n_biasrep", "n_near", "n_fp", "n_rep", "n_new", "n_late", "n_topic", "n_coding",
         "s_in", "s_out", "s_reason", "s_dt", "s_dt2", "n_dt", "first_ts", "last_ts",
-        "tmpl", "n_tmpl", "topics", "accts", "ev", "ev_any", "net", "n_net", "ua", "n_ua", "pay", "n_pay",
+        "tmpl", "n_tmpl", "topics", "accts", "ev", "ev_any", "net", "pfx", "n_net", "ua", "n_ua", "pay", "n_pay",
     )
 
     def __init__(self, start: float) -> None:
@@ -66,7 +66,8 @@ class Window:
         self.accts: list[str] = []
         self.ev: list[str] = []
         self.ev_any: list[str] = []
-        self.net: str | None = None
+        self.net: int | None = None  # ASN (with client_ip_prefix ``pfx``) of the window's first networked event
+        self.pfx: str | None = None
         self.ua: str | None = None
         self.pay: str | None = None
 
