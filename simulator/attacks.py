@@ -148,7 +148,7 @@ def hydra_cluster(sim: Simulation, spec: AttackSpec, aid: str) -> None:
         t = sim.new_tenant("hydra_cluster", "attack", start_ts=m_start, end_ts=end, n_accounts=rng.randint(1, 2),
                            infra=infra, prompt_mode=rng.choices(("text", "fingerprint", "metadata"), (0.5, 0.3, 0.2))[0],
                            lang="en", tz=rng.choice((0, 8, -5)))
-        t.params.update(per_day=rng.uniform(80, 300) * c.intensity, cover=rng.uniform(0.2, 0.4), k=k,
+        t.params.update(per_day=rng.uniform(60, 220) * c.intensity, cover=rng.uniform(0.2, 0.4), k=k,
                         model=rng.choice(("atlas-3", "atlas-3-mini")), max_tokens=1024, temperature=0.7,
                         mean_extra_turns=1.0)
         if share_card:
@@ -224,6 +224,7 @@ def siphon_ramp(sim: Simulation, spec: AttackSpec, aid: str) -> None:
                     i += 1
             yield chunk
     t.gen = gen
+    t.params["chat_accounts"] = list(t.accounts)
     t.accounts.append(svc)
     _label(sim, aid, "siphon_ramp", [t], [svc], start, c.end_ts,
            f"established chat tenant; from mid-week a new service account ramps CoT extraction linearly to "

@@ -87,15 +87,15 @@ def preset(name: str, seed: int = 7, days: int | None = None, tenants: int | Non
                      AttackSpec("hydra_cluster", {"size": 12}), AttackSpec("tool_use_extraction"),
                      AttackSpec("model_pivot")])
     elif name == "suite":
-        cfg = SimConfig(seed=seed, days=7, preset="suite", malformed_share=0.0005, benign={
+        cfg = SimConfig(seed=seed, days=7, preset="suite", malformed_share=0.0005, volume=0.55, benign={
             "chat": 60, "coding_agent": 30, "batch": 10, "eval_harness": 8, "rag_support": 25, "new_tenant": 15,
             "migrating": 15, "org_workspace": 12, "hobby": 20},
-            attacks=[AttackSpec("reasoning_sweep", {"mode": "text", "window": (0.15, 0.6)}),
-                     AttackSpec("reasoning_sweep", {"mode": "metadata", "window": (0.65, 1.0)}),
+            attacks=[AttackSpec("reasoning_sweep", {"mode": "text", "window": (0.15, 0.6), "interval_s": 8.0}),
+                     AttackSpec("reasoning_sweep", {"mode": "metadata", "window": (0.65, 1.0), "interval_s": 8.0}),
                      AttackSpec("tool_use_extraction", {"window": (0.3, 0.6)}),
                      AttackSpec("hydra_cluster", {"size": 100, "window": (0.18, 1.0)}),
                      AttackSpec("hydra_cluster", {"size": 40, "flavour": "coding", "window": (0.4, 1.0)}),
-                     AttackSpec("siphon_ramp"), AttackSpec("logprob_probe", {"window": (0.7, 0.92)}),
+                     AttackSpec("siphon_ramp"), AttackSpec("logprob_probe", {"window": (0.7, 0.92), "interval_s": 5.0}),
                      AttackSpec("model_pivot"), AttackSpec("low_and_slow")])
     else:
         raise ValueError(f"unknown preset {name!r} (demo, suite)")

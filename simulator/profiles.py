@@ -96,7 +96,7 @@ def model_picker(sim: Simulation, t: Tenant) -> Callable[[float], str]:
 # --- sessions -------------------------------------------------------------------------------------------------------
 def chat_session(sim: Simulation, t: Tenant, ts: float, pick: Callable[[float], str]) -> list[Req]:
     rng, p = t.rng, t.params
-    account = rng.choice(t.accounts)
+    account = rng.choice(p.get("chat_accounts", t.accounts))
     sid = f"s_{hexid(rng, 48)}"
     turns = 1 + min(int(rng.expovariate(1 / p.get("mean_extra_turns", 2.0))), 14)
     model = pick(ts)
