@@ -25,7 +25,7 @@ _TOKEN = re.compile(
     r"|[^\W\d_]+",
     re.UNICODE,
 )
-_HEAD, _TAIL = 6, 3  # template skeleton: leading and trailing token runs kept
+_HEAD, _TAIL = 5, 4  # template skeleton: leading and trailing token runs kept
 
 # Chain-of-thought / hidden-reasoning elicitation, by language. Case-insensitive search.
 COT_PATTERNS: dict[str, str] = {

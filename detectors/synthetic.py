@@ -178,3 +178,42 @@ def metadata_stream(n_tenants: int, events_per_tenant: int, seed: int = 7, start
                      turn_index=j % 5, user_agent=OFFICIAL_UA, asn=16509, client_ip_prefix=f"p-{t % 100}",
                      stop_reason="end_turn", prompt_fingerprint=rng.getrandbits(64), prompt_template_id=f"tp-{t % 50}",
                      prompt_topic=TOPICS[j % 60], endpoint="messages")
+
+
+def rag_bot(tenant: str, start: float = T0, hours: float = 48.0, rate: float = 0.3, seed: int = 8) -> list[dict[str, Any]]:
+    """A RAG support bot: one prompt template (context + question), sessions, moderate outputs, daily cycle."""
+    rng = random.Random(seed)
+    base = _fp(rng)
+    out, ts, i, sess = [], start, 0, 0
+    while ts < start + hours * 3600:
+        hour = (ts % 86400) / 3600
+        r = rate * (1.0 if 7 <= hour <= 20 else 0.1)
+        ts += rng.expovariate(r)
+        if rng.random() < 0.5:
+            sess += 1
+        out.append(_event(tenant, i, ts, account_id=f"{tenant}-bot", input_tokens=rng.randint(1500, 4000),
+                          output_tokens=rng.randint(80, 400), max_tokens=1024, temperature=0.2,
+                          session_id=f"{tenant}-s{sess}", turn_index=rng.randint(0, 3),
+                          prompt_fingerprint=_near(base, rng, 8), prompt_template_id=f"tmpl-rag-{tenant}",
+                          prompt_topic="support", cached_input_tokens=1200, user_agent=OFFICIAL_UA, asn=16509,
+                          client_ip_prefix=f"pfx-{tenant}", stop_reason="end_turn"))
+        i += 1
+    return out
+
+
+def ramp(tenant: str, start: float = T0, hours: float = 48.0, seed: int = 10) -> list[dict[str, Any]]:
+    """A new tenant ramping up: a chat product whose traffic grows tenfold over the period."""
+    evs = chat(tenant, start=start, hours=hours, peak_rate=1.0, seed=seed)
+    rng = random.Random(seed)
+    keep = [e for e in evs if rng.random() < 0.1 + 0.9 * (e["ts"] - start) / (hours * 3600)]
+    return keep
+
+
+def migration(tenant: str, new_model: str, switch_at: float, start: float = T0, hours: float = 96.0,
+              seed: int = 11) -> list[dict[str, Any]]:
+    """A chat tenant moving all traffic to ``new_model`` at ``switch_at`` (right after the model's release)."""
+    evs = chat(tenant, start=start, hours=hours, peak_rate=0.5, seed=seed)
+    for e in evs:
+        if e["ts"] >= switch_at:
+            e["model"] = new_model
+    return evs
