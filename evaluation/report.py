@@ -136,7 +136,7 @@ def plot_scores(path: Path, windows: Sequence[tuple[str, float, float, float]], 
         pts = sorted(series.get(tid, []))
         if pts:
             xs = [(p[0] - t0) / 3600 for p in pts]
-            ax.plot(xs, [p[1] for p in pts], lw=0.6, color="#1f77b4")
+            ax.plot(xs, [p[1] for p in pts], lw=0.4, color="#1f77b4", marker=".", ms=1.5)
         if attack is not None:
             ax.axvspan(((ts_of(attack["start"]) or t0) - t0) / 3600, ((ts_of(attack["end"]) or t0) - t0) / 3600,
                        color="#d62728", alpha=0.08, lw=0)

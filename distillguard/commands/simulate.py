@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=int, help="override the preset's number of days")
     parser.add_argument("--tenants", type=int, help="scale the preset to about this many benign tenants")
     parser.add_argument("--intensity", type=float, default=1.0, help="multiply attack request rates (default: 1)")
+    parser.add_argument("--benign", action="append", default=[], metavar="PROFILE=N",
+                        help="set the number of benign tenants of one profile (repeatable), e.g. --benign batch=20")
+    parser.add_argument("--volume", type=float, help="multiply benign request rates")
     parser.add_argument("--malformed-share", type=float, help="share of deliberately malformed lines")
     parser.add_argument("--out", default="-", help="events JSONL file, '-' for stdout (default)")
     parser.add_argument("--labels", help="write the ground-truth labels JSON here")
@@ -39,6 +42,15 @@ def build_config(args: argparse.Namespace) -> Any:
     cfg = preset(args.preset, seed=args.seed, days=args.days, tenants=args.tenants, intensity=args.intensity)
     if getattr(args, "malformed_share", None) is not None:
         cfg.malformed_share = args.malformed_share
+    if getattr(args, "volume", None) is not None:
+        cfg.volume = args.volume
+    from simulator import BENIGN_PROFILES
+
+    for item in getattr(args, "benign", None) or []:
+        name, _, count = item.partition("=")
+        if name not in BENIGN_PROFILES or not count.isdigit():
+            raise SystemExit(f"simulate: --benign wants PROFILE=N with PROFILE one of {', '.join(BENIGN_PROFILES)}")
+        cfg.benign[name] = int(count)
     return cfg
 
 
