@@ -694,7 +694,7 @@ class TenantDetector:
             setattr(st, k, d[k])
         st.closed_until = _unf(d["closed_until"])
         st.cooldown_until = _unf(d["cooldown_until"])
-        st.base._state = array("d", d["base"])
+        st.base._state = array("d", [math.nan if v is None else v for v in d["base"]])  # JSON null = NaN
         st.drift.load_list(d["drift"])
         st.hours = array("d", d["hours"])
         st.ring = array("Q", d["ring"])
