@@ -1,0 +1,179 @@
+"""The streaming pipeline on the real broker, with real worker processes (issue 5's acceptance tests)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import orjson
+import pytest
+
+from detectors import synthetic as syn
+from tests.kafka_utils import canonical, consume_alerts, partition_for, produce, run_detect
+
+pytestmark = pytest.mark.kafka
+PARTITIONS = 6
+
+
+def scenario(hours_shift: float = 0.0) -> list[dict]:
+    """Two attackers, a hydra cluster and benign neighbours, then one far-later event per partition.
+
+    The trailing "flush" events move every partition's watermark past the end, so the live pipeline
+    closes the same windows that ``detect`` closes at end of input.
+    """
+    start = syn.T0 + hours_shift * 3600
+    events = syn.merge(
+        syn.extraction("atk-1", start=start, hours=3, rate=1.0, seed=11),
+        syn.probing("probe-1", start=start + 1800, hours=2, rate=1.0, seed=12),
+        syn.chat("chat-1", start=start, hours=6, seed=13),
+        syn.batch("batch-1", start=start, hours=6, rate=0.3, seed=14),
+        syn.hydra("hyd", n_tenants=10, start=start + 3600, hours=4, seed=15),
+    )
+    end = max(e["ts"] for e in events) + 6 * 3600
+    flush, i = {}, 0
+    while len(flush) < PARTITIONS:
+        name = f"flush-{i}"
+        flush.setdefault(partition_for(name, PARTITIONS), name)
+        i += 1
+    for n, (_, tenant) in enumerate(sorted(flush.items())):
+        events.append(syn._event(tenant, 0, end + n))
+    return events
+
+
+def incidents(alerts: list[dict]) -> dict[str, set[str]]:
+    """Open alert ids by subject (tenant id, or the sorted member list of a cluster)."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for a in alerts:
+        if a["status"] == "open":
+            out[a.get("tenant_id") or ",".join(sorted(a["tenant_ids"]))].add(a["alert_id"])
+    return dict(out)
+
+
+def wait_for_events(worker, n: int, timeout: float = 240) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if worker.metric("distillguard_events_total", result="valid") >= n:
+            return
+        assert worker.alive(), worker.log_text()[-3000:]
+        time.sleep(1)
+    raise AssertionError(f"worker processed {worker.metric('distillguard_events_total')} of {n} events")
+
+
+@pytest.fixture(scope="module")
+def expected(tmp_path_factory) -> tuple[list[dict], list[dict]]:
+    """The scenario and what ``distillguard detect`` alerts on it (the reference for every live run)."""
+    events = scenario()
+    alerts = run_detect(events, tmp_path_factory.mktemp("detect"))
+    kinds = {a["kind"] for a in alerts}
+    assert {"tenant", "cluster"} <= kinds, "the scenario exercises both stages"
+    return events, alerts
+
+
+def test_live_alerts_equal_detect_alerts(expected, kafka_env, worker_factory):
+    events, reference = expected
+    bootstrap, alerts_topic = kafka_env["DISTILLGUARD_BOOTSTRAP_SERVERS"], kafka_env["DISTILLGUARD_ALERTS_TOPIC"]
+    worker = worker_factory(kafka_env)
+    worker.wait_ready()
+    produce(bootstrap, kafka_env["DISTILLGUARD_EVENTS_TOPIC"], events)
+    wait_for_events(worker, len(events))
+    want_tenant = {canonical(a) for a in reference if a["kind"] == "tenant"}
+    want_cluster = {(a["alert_id"], a["status"], tuple(a["tenant_ids"])) for a in reference if a["kind"] == "cluster"}
+    live = consume_alerts(bootstrap, alerts_topic,
+                          until=lambda rs: {canonical(a) for a in rs if a["kind"] == "tenant"} >= want_tenant
+                          and len([a for a in rs if a["kind"] == "cluster"]) >= len(want_cluster), timeout=90)
+    assert {canonical(a) for a in live if a["kind"] == "tenant"} == want_tenant
+    got_cluster = {(a["alert_id"], a["status"], tuple(a["tenant_ids"])) for a in live if a["kind"] == "cluster"}
+    assert got_cluster == want_cluster
+
+
+def test_two_workers_share_partitions_and_hand_over_state(expected, kafka_env, worker_factory):
+    events, reference = expected
+    bootstrap, topic = kafka_env["DISTILLGUARD_BOOTSTRAP_SERVERS"], kafka_env["DISTILLGUARD_EVENTS_TOPIC"]
+    a, b = worker_factory(kafka_env, "a"), worker_factory(kafka_env, "b")
+    a.wait_ready()
+    b.wait_ready()
+    half = len(events) // 2
+    produce(bootstrap, topic, events[:half])
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        na = a.metric("distillguard_events_total", result="valid")
+        nb = b.metric("distillguard_events_total", result="valid")
+        if na + nb >= half:
+            break
+        time.sleep(1)
+    assert na > 0 and nb > 0, f"both workers take a share of the load ({na}, {nb})"
+    assert b.stop(signal.SIGTERM) == 0
+    produce(bootstrap, topic, events[half:])
+    live = consume_alerts(bootstrap, kafka_env["DISTILLGUARD_ALERTS_TOPIC"],
+                          until=lambda rs: incidents(rs).keys() >= incidents(reference).keys(), timeout=240)
+    got, want = incidents(live), incidents(reference)
+    assert got.keys() >= want.keys(), f"missed incidents: {set(want) - set(got)}"
+    for subject, ids in want.items():
+        assert got[subject] == ids, f"{subject}: opened with ids {got[subject]}, expected {ids}"
+    assert "partition_started" in a.log_text()
+
+
+def test_kill_9_and_restart_loses_no_incident(expected, kafka_env, worker_factory):
+    events, reference = expected
+    bootstrap, topic = kafka_env["DISTILLGUARD_BOOTSTRAP_SERVERS"], kafka_env["DISTILLGUARD_EVENTS_TOPIC"]
+    first = worker_factory(kafka_env, "first")
+    first.wait_ready()
+    produce(bootstrap, topic, events)
+    deadline = time.time() + 120
+    while first.metric("distillguard_events_total", result="valid") < len(events) * 0.4 and time.time() < deadline:
+        time.sleep(0.5)
+    first.stop(signal.SIGKILL)
+    second = worker_factory(kafka_env, "second")
+    second.wait_ready()
+    live = consume_alerts(bootstrap, kafka_env["DISTILLGUARD_ALERTS_TOPIC"],
+                          until=lambda rs: incidents(rs).keys() >= incidents(reference).keys(), timeout=240)
+    got, want = incidents(live), incidents(reference)
+    assert got.keys() >= want.keys(), f"missed incidents: {set(want) - set(got)}"
+    for subject, ids in want.items():
+        assert got[subject] == ids, f"{subject}: duplicates must carry the same alert_id"
+    by_id = defaultdict(set)
+    for alert in live:
+        by_id[alert["alert_id"]].add(canonical(alert))
+    assert all(len(v) == 1 for v in by_id.values()), "a re-sent alert is byte-identical"
+
+
+def test_false_positive_verdict_stops_repeat_alerts(kafka_env, worker_factory, tmp_path: Path):
+    """An attacker pattern that comes back after its incident resolved opens a second incident ... unless
+    an analyst called the first one a false positive."""
+    first = syn.extraction("tenant-fp", start=syn.T0, hours=2, rate=1.0, seed=21)
+    second = syn.extraction("tenant-fp", start=syn.T0 + 8 * 3600, hours=2, rate=1.0, seed=22)
+    for i, ev in enumerate(second):
+        ev["event_id"] = f"tenant-fp-b{i:06d}"
+    control = run_detect(first + second, tmp_path)
+    assert len([a for a in control if a["status"] == "open"]) == 2, "without a verdict the pattern re-opens"
+
+    bootstrap = kafka_env["DISTILLGUARD_BOOTSTRAP_SERVERS"]
+    alerts_topic = kafka_env["DISTILLGUARD_ALERTS_TOPIC"]
+    worker = worker_factory(kafka_env)
+    worker.wait_ready()
+    produce(bootstrap, kafka_env["DISTILLGUARD_EVENTS_TOPIC"], first)
+    opened = consume_alerts(bootstrap, alerts_topic, until=lambda rs: any(a["status"] == "open" for a in rs))
+    alert = next(a for a in opened if a["status"] == "open")
+    produce_feedback(bootstrap, kafka_env["DISTILLGUARD_FEEDBACK_TOPIC"],
+                     {"alert_id": alert["alert_id"], "label": "false_positive", "tenant_id": "tenant-fp",
+                      "note": "internal red team"})
+    deadline = time.time() + 60
+    while "feedback_applied" not in worker.log_text() and time.time() < deadline:
+        time.sleep(0.5)
+    assert "feedback_applied" in worker.log_text()
+    produce(bootstrap, kafka_env["DISTILLGUARD_EVENTS_TOPIC"], second)
+    wait_for_events(worker, len(first) + len(second))
+    time.sleep(3)
+    live = consume_alerts(bootstrap, alerts_topic)
+    assert [a["alert_id"] for a in live if a["status"] == "open"] == [alert["alert_id"]]
+    assert any(a["status"] == "resolved" and a["reasons"][0]["signal"] == "analyst_feedback" for a in live)
+
+
+def produce_feedback(bootstrap: str, topic: str, record: dict) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    producer.send(topic, value=orjson.dumps(record)).get(timeout=30)
+    producer.close()
