@@ -25,6 +25,7 @@ cluster stage.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ class PartitionRuntime:
     partition: int
     stage: TenantStage
     checkpointed_offset: int = -1
+    last_offset: int = -1
     pending: list[Any] = field(default_factory=list)
     last_checkpoint: float = field(default_factory=time.monotonic)
     last_marker: float = -math.inf
@@ -130,6 +132,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             msg = event.message
             rt = runtime(msg.partition)
             rt.pending.append(event)
+            rt.last_offset = msg.offset
             if msg.offset <= rt.checkpointed_offset:
                 continue  # already part of the restored state
             data = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
@@ -213,11 +216,24 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             if len(source_wm) >= parts or len(live) < len(source_wm):
                 await publish(cluster_stage.advance(min(live) if live else -math.inf))
 
+    @app.timer(interval=5.0)
+    async def report_progress() -> None:
+        """Consumer lag per owned events partition and the age of the oldest un-checkpointed work."""
+        now = time.monotonic()
+        for p, rt in list(runtimes.items()):
+            tp = next((t for t in app.consumer.assignment() if t.topic == settings.events_topic and t.partition == p), None)
+            if tp is not None:
+                metrics.LAG.labels(partition=str(p)).set(max(0, app.consumer.highwater(tp) - rt.last_offset - 1))
+        pending = [now - rt.last_checkpoint for rt in runtimes.values() if rt.pending]
+        metrics.CHECKPOINT_AGE.set(max(pending) if pending else 0.0)
+
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
         for tp in revoked:
             if tp.topic == settings.events_topic and tp.partition in runtimes:
                 rt = runtimes.pop(tp.partition)
+                with contextlib.suppress(KeyError):  # no lag sample yet
+                    metrics.LAG.remove(str(tp.partition))
                 log.info("partition_revoked", partition=tp.partition, tenants=len(rt.stage.detector),
                          unacked_events=len(rt.pending))
 
