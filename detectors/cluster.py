@@ -135,10 +135,11 @@ class ClusterDetector:
         return out
 
     def finish(self) -> list[dict[str, Any]]:
-        """End of input: evaluate every open cluster window."""
-        if not self._buckets:
-            return []
-        return self.advance(max(self._buckets) + self._CW)
+        """End of input: evaluate every open cluster window, then resolve every incident as of its quiet period end."""
+        out = self.advance(max(self._buckets) + self._CW) if self._buckets else []
+        for cid in sorted(self._incidents):
+            out.append(self._resolve(self._incidents[cid]))
+        return out
 
     # ------------------------------------------------------------------ evaluation
     def _group_stats(self, key: str, members: dict[str, _Member]) -> dict[str, Any] | None:

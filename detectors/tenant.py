@@ -606,13 +606,23 @@ class TenantDetector:
         return out
 
     def finish(self) -> list[dict[str, Any]]:
-        """End of input: close every open window (incidents stay open unless their quiet period has passed)."""
+        """End of input: close every open window, then resolve every incident of a non-flagged tenant.
+
+        Nothing more will arrive, so each open incident is resolved as of the end of its quiet period
+        (``detected_at = last suspicious window end + quiet_period``) -- exactly the alert the watermark
+        would produce later in a longer stream. This keeps a tenant's alerts independent of how long
+        *other* tenants' traffic continues (interleaving invariance).
+        """
         out: list[dict[str, Any]] = []
         for tid in sorted(self._tenants):
             st = self._tenants[tid]
             if st.wins:
                 out += self._close_until(st, max(st.wins) + self._W)
         self._heap.clear()
+        for tid in sorted(self._incidents):
+            st = self._tenants[tid]
+            if st.inc_start is not None and not st.flagged:
+                out += self._resolve(st)
         return out
 
     def drain_summaries(self) -> list[KeySummary]:
