@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from evaluation.scoring import named_tenants, sweep_thresholds, ts_of
+from evaluation.scoring import attack_window_stats, named_tenants, sweep_thresholds, ts_of
 
 DEFAULT_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
 
@@ -29,6 +29,12 @@ def _fmt_dur(s: float | None) -> str:
     return f"{s / 86400:.1f} d"
 
 
+def _wcols(w: Mapping[str, Any] | None) -> str:
+    if not w or w.get("best_score") is None:
+        return " — | 0 |"
+    return f" {w['best_score']:.2f} | {w['windows_at_threshold']} of {w['windows']} |"
+
+
 def summary_markdown(result: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
     """The report's Markdown: run facts, per-scenario table, false alarms by benign profile, precision."""
     lines = [f"# distillguard evaluation — {meta.get('title', 'run')}", ""]
@@ -40,11 +46,16 @@ def summary_markdown(result: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
               "| attack | scenario | outcome | time to detect | first alert | extraction requests served before detection "
               "| members named | accounts named | prompt repr. |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    wstats = meta.get("attack_windows") or {}
+    if wstats:
+        lines[-2] += " best window score | windows ≥ threshold |"
+        lines[-1] += " --- | --- |"
     for a in result["attacks"]:
         served = f"{a['served_before_detection']:,} / {a['attack_events']:,}"
         lines.append(f"| {a['attack_id']} | {a['scenario']} | **{a['outcome']}** | {_fmt_dur(a['ttd_s'])} | "
                      f"{a['first_alert_kind'] or '—'} | {served} | {a['members_named']}/{a['members']} "
-                     f"({100 * a['named_share']:.0f}%) | {a['accounts_named']}/{a['accounts']} | {a.get('prompt_mode') or 'mixed'} |")
+                     f"({100 * a['named_share']:.0f}%) | {a['accounts_named']}/{a['accounts']} | {a.get('prompt_mode') or 'mixed'} |"
+                     + (_wcols(wstats.get(a["attack_id"])) if wstats else ""))
     prec = result["precision"]
     lines += ["", f"Detected {sum(a['detected'] for a in result['attacks'])}/{len(result['attacks'])} attacks "
               f"({sum(a['outcome'] == 'hit' for a in result['attacks'])} within {result['late_after_s'] / 3600:.0f} h).", "",
@@ -195,6 +206,7 @@ def write_report(report_dir: str | Path, result: Mapping[str, Any], labels: Mapp
     if windows:
         sweep = sweep_thresholds(windows, labels, DEFAULT_THRESHOLDS)
         meta["sweep"] = sweep
+        meta["attack_windows"] = attack_window_stats(windows, labels, threshold if threshold is not None else 0.6)
         plot_sweep(out / "threshold_sweep.png", sweep, threshold)
         plot_scores(out / "scores.png", windows, labels, alerts or [], threshold)
         plots = ["scores.png", "threshold_sweep.png"]

@@ -213,3 +213,27 @@ def sweep_thresholds(windows: Sequence[tuple[str, float, float, float]], labels:
         out.append({"threshold": th, "recall": caught / n_attacks, "caught": caught,
                     "false_tenant_days": fp, "false_per_1000_tenant_days": 1000.0 * fp / total_days})
     return out
+
+
+def attack_window_stats(windows: Sequence[tuple[str, float, float, float]], labels: Mapping[str, Any],
+                        threshold: float) -> dict[str, dict[str, Any]]:
+    """Per attack, from the tenant window scores after its start: best score, windows at/above ``threshold``, mean.
+
+    Explains a miss: a best score under the threshold means the scoring never saw
+    the attack; many windows above it with no alert point at the alert lifecycle
+    (persistence) instead.
+    """
+    attack_of = {tid: a["attack_id"] for a in labels["attacks"] for tid in a["tenants"]}
+    start = {a["attack_id"]: ts_of(a["start"]) or 0.0 for a in labels["attacks"]}
+    acc: dict[str, list[float]] = defaultdict(list)
+    for tid, _ws, we, sc in windows:
+        aid = attack_of.get(tid)
+        if aid is not None and we >= start[aid]:
+            acc[aid].append(sc)
+    out = {}
+    for a in labels["attacks"]:
+        s = acc.get(a["attack_id"], [])
+        out[a["attack_id"]] = {"windows": len(s), "best_score": max(s) if s else None,
+                               "mean_score": sum(s) / len(s) if s else None,
+                               "windows_at_threshold": sum(1 for x in s if x >= threshold)}
+    return out

@@ -248,3 +248,15 @@ def test_engine_run_on_small_simulation_writes_no_prompt_text(tmp_path):
     for f in (tmp_path / "r").iterdir():
         assert b"prompt_text" not in f.read_bytes()
     assert summary.exists()
+
+
+def test_attack_window_stats_explain_misses():
+    from evaluation.scoring import attack_window_stats
+
+    lab = labels()
+    w = [("p1", START + 4 * H, START + 4.1 * H, 0.95),  # before A2 started (5 h): ignored
+         ("p1", START + 6 * H, START + 6.1 * H, 0.55), ("p1", START + 7 * H, START + 7.1 * H, 0.65),
+         ("b0", START + 6 * H, START + 6.1 * H, 0.99)]
+    st = attack_window_stats(w, lab, 0.6)
+    assert st["A2"] == {"windows": 2, "best_score": 0.65, "mean_score": pytest.approx(0.6), "windows_at_threshold": 1}
+    assert st["A1"]["best_score"] is None and st["A1"]["windows"] == 0
