@@ -1,6 +1,6 @@
 """Cross-tenant ("hydra") detection over shared keys, fed by :class:`~detectors.tenant.KeySummary` records.
 
-Each tenant window that closes yields one summary per shared key it carries (prompt template, ASN + IP
+Each tenant window that closes yields one summary per shared key it carries (prompt template, ASN, client IP
 prefix, user agent, payment fingerprint). The cluster stage groups them per key in event-time cluster
 windows (default 1 hour). When a cluster window closes, every key shared by at least
 ``cluster_min_members`` tenants is tested for *coordination*: a shared key alone is not evidence (big
@@ -30,7 +30,7 @@ from detectors.tenant import KeySummary
 
 __all__ = ["ClusterDetector"]
 
-_WEAK_KINDS = frozenset({"ua", "net"})
+_WEAK_KINDS = frozenset({"ua", "asn", "pfx"})
 _SEV_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 

@@ -34,6 +34,7 @@ class DetectorConfig:
     baseline_prior_weight: float = 6.0  # population prior counts as this many windows
     min_window_events: int = 5  # windows with fewer events are scored but never count as suspicious
     new_model_horizon: float = 86400.0  # a model first seen less than this ago is "new"
+    new_model_warmup: float = 21600.0  # models seen in the first hours of the stream existed before it
     # alert lifecycle
     quiet_period: float = 7200.0  # no suspicious window for this long -> resolved
     cooldown: float = 3600.0  # no new incident for this long after a resolution
@@ -46,7 +47,7 @@ class DetectorConfig:
     cluster_threshold: float = 0.6
     cluster_max_keys: int = 20000  # per cluster window
     cluster_max_members: int = 256  # per key and window
-    cluster_sync_seconds: float = 1800.0  # members starting within this of the median start are "synchronous"
+    cluster_sync_seconds: float = 6 * 3600.0  # members first seen within this of the median start are "synchronous"
     cluster_quiet_period: float = 7200.0
     max_accounts_per_summary: int = 8
     extra: dict[str, Any] = field(default_factory=dict)

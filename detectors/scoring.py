@@ -35,7 +35,7 @@ PRIOR: dict[str, tuple[float, float]] = {
     "coding": (0.2, 0.1), "cap": (0.05, 0.01), "out_in": (0.3, 0.05), "temp0": (0.2, 0.1),
     "regularity": (0.1, 0.05), "no_session": (0.5, 0.15), "multi_turn": (0.3, 0.1), "tools": (0.2, 0.1),
     "flat_hours": (0.5, 0.1), "logprobs": (0.02, 0.01), "logit_bias": (0.01, 0.005), "tiny_max": (0.05, 0.02),
-    "bias_repeat": (0.0, 0.002), "new_model": (0.05, 0.03), "accounts": (0.2, 0.05),
+    "bias_repeat": (0.0, 0.002), "new_model": (0.05, 0.03), "accounts": (0.2, 0.05), "prompt_data": (0.5, 0.2), "topic_data": (0.3, 0.2),
 }
 # Features whose increase moves a tenant toward extraction, with their weight in the relative part.
 REL_WEIGHTS: dict[str, float] = {
@@ -53,7 +53,7 @@ INTERCEPT = -4.6
 TEXT = {
     "cot": "{v:.0%} of prompts ask for step-by-step / hidden reasoning (tenant baseline {b:.0%})",
     "reasoning": "reasoning tokens are {v:.0%} of output (baseline {b:.0%})",
-    "template_top": "{v:.0%} of prompts share one template (baseline {b:.0%})",
+    "template_top": "prompt template concentration {v:.0%} (3 most used templates, 0 = all distinct; baseline {b:.0%})",
     "near_dup": "{v:.0%} of prompts are near-duplicates of a recent prompt by SimHash (baseline {b:.0%})",
     "topic_entropy": "topic spread {v:.2f} of maximum: a flat sweep over many topics (baseline {b:.2f})",
     "topic_new": "{v:.2f} new-topic coverage growth this window (baseline {b:.2f})",
@@ -76,19 +76,20 @@ TEXT = {
 
 def pillars(x: list[float]) -> dict[str, float]:
     """Pillar strengths in [0, 1] from a window feature vector."""
-    probe = max(
-        x[F["bias_repeat"]],
-        0.8 * x[F["logit_bias"]] + 0.2 * x[F["tiny_max"]] * x[F["logit_bias"]],
-        x[F["logprobs"]] * (0.5 + 0.5 * x[F["tiny_max"]]),
-    )
-    cot = max(x[F["cot"]], min(1.0, 1.5 * x[F["reasoning"]]) * 0.7)
+    # probing = the same prompt re-sent with different biases; logprobs or a logit bias alone are ordinary
+    # (classifiers constrain labels with a bias and read the label's logprob)
+    probe = min(1.0, x[F["bias_repeat"]] * (0.5 + 0.5 * max(x[F["logprobs"]], x[F["logit_bias"]]))
+                + 0.25 * min(x[F["logprobs"]], x[F["logit_bias"]]))
+    cot = max(x[F["cot"]], min(1.0, 1.5 * x[F["reasoning"]]) * 0.4)
     elicit = max(cot, probe)
     harvest_out = min(1.0, 0.6 * x[F["cap"]] + 0.2 * x[F["out_in"]] + 0.2 * x[F["temp0"]] + 0.4 * x[F["cap"]] * x[F["temp0"]])
     harvest = max(harvest_out, probe)
     varying = 1.0 - x[F["repeat"]]
     repetitive = max(x[F["template_top"]], x[F["near_dup"]]) * varying
     sweep = max(x[F["topic_entropy"]], x[F["topic_new"]], 0.7 * x[F["coding"]])
-    systematic = 0.5 * repetitive + 0.5 * sweep
+    # without prompt structure / topic labels a part is unknown: neutral (0.35), not absent
+    kp, kt = x[F["prompt_data"]], x[F["topic_data"]]
+    systematic = 0.5 * (kp * repetitive + (1.0 - kp) * 0.35) + 0.5 * (kt * sweep + (1.0 - kt) * 0.35)
     automation = 0.4 * x[F["regularity"]] + 0.4 * x[F["no_session"]] + 0.2 * x[F["flat_hours"]]
     return {"elicit": elicit, "harvest": harvest, "systematic": systematic, "automation": automation,
             "probe": probe, "cot": cot}
@@ -131,7 +132,7 @@ def combine(abs_score: float, rel: float, familiarity: float) -> float:
     if abs_score <= 0.0:
         return 0.0
     logit = math.log(max(abs_score, 1e-9) / max(1.0 - abs_score, 1e-9))
-    logit += 1.2 * rel * min(1.0, abs_score / 0.3) - 0.8 * familiarity
+    logit += 1.2 * rel * min(1.0, abs_score / 0.3) - 0.5 * familiarity * (1.0 - abs_score)
     return sigmoid(logit)
 
 
@@ -139,7 +140,7 @@ def reasons(x: list[float], base: Sequence[float], p: dict[str, float], rel: flo
     """The strongest contributing signals as ``{signal, value, baseline, weight, text}``, strongest first."""
     contrib = {
         "cot": W_ELICIT * p["cot"], "logprobs": W_ELICIT * x[F["logprobs"]], "logit_bias": W_ELICIT * x[F["logit_bias"]],
-        "bias_repeat": W_ELICIT * x[F["bias_repeat"]], "reasoning": W_ELICIT * 0.7 * x[F["reasoning"]],
+        "bias_repeat": W_ELICIT * x[F["bias_repeat"]], "reasoning": W_ELICIT * 0.6 * x[F["reasoning"]],
         "cap": W_HARVEST * 0.6 * x[F["cap"]], "out_in": W_HARVEST * 0.2 * x[F["out_in"]],
         "temp0": W_HARVEST * 0.2 * x[F["temp0"]], "template_top": W_SYSTEMATIC * 0.5 * x[F["template_top"]],
         "near_dup": W_SYSTEMATIC * 0.5 * x[F["near_dup"]], "topic_entropy": W_SYSTEMATIC * 0.5 * x[F["topic_entropy"]],

@@ -61,7 +61,7 @@ def _topic(label: str) -> tuple[int, bool]:
 class KeySummary:
     """One tenant window's traffic under one shared key, for the cluster stage.
 
-    ``key`` is ``"<kind>:<value>"`` with kind ``tmpl`` (prompt template), ``net`` (ASN + client IP prefix),
+    ``key`` is ``"<kind>:<value>"`` with kind ``tmpl`` (prompt template), ``asn``, ``pfx`` (client IP prefix),
     ``ua`` (user agent) or ``pay`` (payment fingerprint). ``keys`` lists all keys of the same tenant window,
     so the cluster stage can see how many keys a group shares.
     """
@@ -143,6 +143,7 @@ class TenantDetector:
         self._clock = -math.inf  # latest watermark passed to advance() (reference for a brand-new tenant)
         self._n_events = self._n_late = 0
         self._horizon = float(c.new_model_horizon)
+        self._warmup = float(c.new_model_warmup)
         self._stats = {"future_clamped": 0, "windows": 0, "suppressed": 0}
         self._base_kw = {"features": FEATURES, "half_life": c.baseline_half_life, "prior": PRIOR,
                          "prior_weight": c.baseline_prior_weight, "directions": None, "min_std": 0.05}
@@ -265,12 +266,9 @@ class TenantDetector:
             w.s_reason += r
         mt = get("max_tokens")
         if mt is not None:
-            if mt <= 16:
+            if mt <= 16:  # tiny caps (classification, probing) are not output harvesting
                 w.n_tiny += 1
-            if out >= 0.9 * mt and mt > 16:
-                w.n_cap += 1
-                sus = True
-            elif get("stop_reason") == "max_tokens":
+            elif out >= 0.9 * mt or get("stop_reason") == "max_tokens":
                 w.n_cap += 1
                 sus = True
         elif get("stop_reason") == "max_tokens":
@@ -293,13 +291,17 @@ class TenantDetector:
             w.n_lp += 1
             sus = True
             tl = get("top_logprobs")
-            if tl is not None and tl >= 5:
+            if tl is not None and tl >= 10:
                 w.n_lp += 1
         bias = get("logit_bias_size")
         if bias:
             w.n_bias += 1
             sus = True
         fp = get("prompt_fingerprint")
+        tp = get("prompt_template_id")
+        topic = get("prompt_topic")
+        if fp is not None or tp is not None:
+            w.n_pdata += 1
         if fp is not None:
             x = int(fp, 16)
             w.n_fp += 1
@@ -336,7 +338,6 @@ class TenantDetector:
                 if st.bloom_n > _BLOOM_RESET:
                     st.bloom = bytearray(_BLOOM_BYTES)
                     st.bloom_n = 0
-        tp = get("prompt_template_id")
         if tp is not None:
             w.n_tmpl += 1
             d_ = w.tmpl
@@ -346,7 +347,6 @@ class TenantDetector:
                 d_[tp] += 1
             elif len(d_) < 16:
                 d_[tp] = 1
-        topic = get("prompt_topic")
         if topic is not None:
             w.n_topic += 1
             d_ = w.topics
@@ -363,7 +363,7 @@ class TenantDetector:
         mf = mfs.get(model)
         if mf is None or ts < mf:
             mfs[model] = mf = ts
-        if ts - mf < self._horizon and mf - self.stream_start > self._horizon:
+        if ts - mf < self._horizon and mf - self.stream_start > self._warmup:
             w.n_new += 1
         acc = ev["account_id"]
         accts = w.accts
@@ -560,14 +560,14 @@ class TenantDetector:
         return [alert]
 
     def _emit_summaries(self, st: _Tenant, w: Window, score: float, x: list[float], pill: dict[str, float]) -> None:
-        if w.n < 2:
-            return
         keys: list[tuple[str, int]] = []
         for tp, cnt in w.top_templates(2):
-            if cnt >= 3 and cnt >= 0.3 * w.n_tmpl:
+            if cnt >= 0.3 * w.n_tmpl:
                 keys.append(("tmpl:" + tp, cnt))
         if w.net is not None:
-            keys.append((f"net:{w.net}/{w.pfx or ''}", w.n_net))
+            keys.append((f"asn:{w.net}", w.n_net))
+            if w.pfx is not None:
+                keys.append((f"pfx:{w.pfx}", w.n_net))
         if w.ua is not None:
             keys.append(("ua:" + w.ua, w.n_ua))
         if w.pay is not None:

@@ -16,7 +16,7 @@ FEATURES: tuple[str, ...] = (
     "volume",  # log1p(events in window)
     "cot",  # share of prompts eliciting step-by-step / hidden reasoning
     "reasoning",  # reasoning tokens / (output + reasoning tokens)
-    "template_top",  # share of the most frequent prompt template
+    "template_top",  # share of the 3 most frequent templates, corrected for window size (0 = all distinct)
     "near_dup",  # share of prompts within a small SimHash Hamming distance of a recent prompt
     "repeat",  # share of prompts whose exact fingerprint the tenant sent before (fixed set re-sent)
     "topic_entropy",  # normalised entropy of prompt topics (flat = systematic sweep)
@@ -36,6 +36,8 @@ FEATURES: tuple[str, ...] = (
     "bias_repeat",  # share re-sending a recent prompt with a logit bias (probing)
     "new_model",  # share on a model first seen (globally) less than a day ago
     "accounts",  # distinct accounts in the window, log scaled (8 -> 1)
+    "prompt_data",  # share of events carrying prompt structure (fingerprint or template id)
+    "topic_data",  # share of events carrying a prompt topic label
 )
 F = {name: i for i, name in enumerate(FEATURES)}
 NF = len(FEATURES)
@@ -46,7 +48,7 @@ class Window:
 
     __slots__ = (
         "start", "n", "n_cot", "n_cap", "n_t0", "n_tk", "n_nosess", "n_turn", "n_tools", "n_lp", "n_bias",
-        "n_tiny", "n_biasrep", "n_near", "n_fp", "n_rep", "n_new", "n_late", "n_topic", "n_coding",
+        "n_tiny", "n_biasrep", "n_near", "n_fp", "n_pdata", "n_rep", "n_new", "n_late", "n_topic", "n_coding",
         "s_in", "s_out", "s_reason", "s_dt", "s_dt2", "n_dt", "first_ts", "last_ts",
         "tmpl", "n_tmpl", "topics", "accts", "ev", "ev_any", "net", "pfx", "n_net", "ua", "n_ua", "pay", "n_pay",
     )
@@ -55,7 +57,7 @@ class Window:
         self.start = start
         self.n = self.n_cot = self.n_cap = self.n_t0 = self.n_tk = self.n_nosess = self.n_turn = 0
         self.n_tools = self.n_lp = self.n_bias = self.n_tiny = self.n_biasrep = self.n_near = self.n_fp = 0
-        self.n_rep = self.n_new = self.n_late = self.n_topic = self.n_coding = self.n_tmpl = self.n_dt = 0
+        self.n_pdata = self.n_rep = self.n_new = self.n_late = self.n_topic = self.n_coding = self.n_tmpl = self.n_dt = 0
         self.n_net = self.n_ua = self.n_pay = 0
         self.s_in = self.s_out = self.s_reason = 0
         self.s_dt = self.s_dt2 = 0.0
@@ -111,8 +113,11 @@ def window_features(w: Window, hours: Any, age_seconds: float, topic_new: int) -
     x[0] = math.log1p(w.n)
     x[1] = w.n_cot / n
     x[2] = w.s_reason / (w.s_out + w.s_reason + 1.0)
-    if w.n_tmpl >= 3 and w.tmpl:
-        x[3] = max(w.tmpl.values()) / w.n_tmpl
+    if w.n_tmpl >= 4 and w.tmpl:
+        # "one or a few templates": top-3 share, rescaled so that all-distinct prompts give 0 at any window size
+        top3 = sum(sorted(w.tmpl.values(), reverse=True)[:3])
+        floor = 3.0 / w.n_tmpl
+        x[3] = max(0.0, (top3 / w.n_tmpl - floor) / (1.0 - floor))
     if w.n_fp >= 3:
         x[4] = w.n_near / w.n_fp
         x[5] = w.n_rep / w.n_fp
@@ -141,4 +146,6 @@ def window_features(w: Window, hours: Any, age_seconds: float, topic_new: int) -
     x[20] = w.n_biasrep / n
     x[21] = w.n_new / n
     x[22] = min(1.0, math.log2(1 + len(w.accts)) / 3.0)
+    x[23] = w.n_pdata / n
+    x[24] = w.n_topic / n
     return x
