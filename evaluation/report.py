@@ -57,9 +57,17 @@ def summary_markdown(result: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
                      f"({100 * a['named_share']:.0f}%) | {a['accounts_named']}/{a['accounts']} | {a.get('prompt_mode') or 'mixed'} |"
                      + (_wcols(wstats.get(a["attack_id"])) if wstats else ""))
     prec = result["precision"]
+    absorbed = [a for a in result["attacks"] if not a["detected"] and a.get("first_named_at")]
+    if absorbed:
+        lines += ["", "Named only through `update` alerts of an existing cluster incident (not counted as detected): "
+                  + ", ".join(f"{a['attack_id']} (first named {a['first_named_at']})" for a in absorbed) + "."]
+    if result.get("cluster_incidents"):
+        lines += ["", "Cluster incidents: " + "; ".join(
+            f"`{k}` named {v['named']} tenants ({v['attackers']} attackers, {v['benign']} benign)"
+            for k, v in result["cluster_incidents"].items()) + "."]
     lines += ["", f"Detected {sum(a['detected'] for a in result['attacks'])}/{len(result['attacks'])} attacks "
               f"({sum(a['outcome'] == 'hit' for a in result['attacks'])} within {result['late_after_s'] / 3600:.0f} h).", "",
-              "## False alarms on benign tenants (open alerts)", "",
+              "## False alarms on benign tenants (open alerts and cluster updates)", "",
               "| benign profile | hard negative | tenant-days | false namings | per 1,000 tenant-days |",
               "| --- | --- | --- | --- | --- |"]
     hard = set(meta.get("hard_negative_profiles", ()))

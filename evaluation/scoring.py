@@ -14,13 +14,18 @@ Definitions (also in docs/EVALUATION.md):
 * **Served before detection**: extraction requests of the attack with event
   time before the detection (all of them for a miss), from the labels'
   per-minute timeline.
+* **First named**: the first ``open`` *or* ``update`` alert naming one of the
+  attack's tenants (an existing cluster incident may absorb new members through
+  updates; this is reported, but it is not counted as detection).
 * **Named share**: the attack's tenants (and accounts) named by any open or
   update alert from ``start`` on, over all of its tenants (accounts).
 * An open alert is **true** if it names at least one attack tenant at or after
   that attack's start; otherwise **false**. Precision = true / all open alerts.
-* **False namings**: every benign tenant named by an open alert counts once per
-  alert, attributed to its benign profile; the rate is per 1,000 benign
-  tenant-days of that profile (tenants count from their first active day). An
+* **False namings**: every benign tenant named by an incident counts once per
+  incident (a tenant alert's ``open``; a cluster incident's ``open`` and the
+  ``update`` alerts of the same ``cluster_id``, which may add members),
+  attributed to its benign profile; the rate is per 1,000 benign tenant-days
+  of that profile (tenants count from their first active day). An
   open alert on an attack tenant *before* its attack began (the siphoning
   tenant's honest past) is reported as ``pre_attack``.
 """
@@ -96,7 +101,6 @@ def score_alerts(alerts: Iterable[Mapping[str, Any]], labels: Mapping[str, Any],
     true_open = 0
     false_alerts: list[dict[str, Any]] = []
     pre_attack: list[dict[str, Any]] = []
-    false_by_profile: dict[str, int] = defaultdict(int)
     for al in opens:
         at = ts_of(al.get("detected_at")) or 0.0
         names = named_tenants(al)
@@ -107,9 +111,6 @@ def score_alerts(alerts: Iterable[Mapping[str, Any]], labels: Mapping[str, Any],
                 hit = True
             elif aid is not None:
                 pre_attack.append({"alert_id": al.get("alert_id"), "tenant_id": tid, "detected_at": al.get("detected_at")})
-            else:
-                prof = tenants.get(tid, {}).get("profile", "unknown")
-                false_by_profile[prof] += 1
         if hit:
             true_open += 1
         else:
@@ -118,12 +119,34 @@ def score_alerts(alerts: Iterable[Mapping[str, Any]], labels: Mapping[str, Any],
                                  "detected_at": al.get("detected_at"), "score": al.get("score"),
                                  "signals": [r.get("signal") for r in al.get("reasons", [])][:5]})
 
+    # false namings: a benign tenant named by an incident, once per incident. A tenant incident is its open
+    # alert; a cluster incident (same cluster_id) also names whoever its updates add later.
+    incident_names: dict[tuple[str, str], set[str]] = defaultdict(set)
+    cluster_purity: dict[str, dict[str, int]] = {}
+    for al in alerts:
+        status = al.get("status", "open")
+        if al.get("kind") == "cluster" and status in ("open", "update"):
+            key = ("cluster", str(al.get("cluster_id") or al.get("alert_id")))
+        elif status == "open":
+            key = ("tenant", str(al.get("alert_id")))
+        else:
+            continue
+        incident_names[key] |= set(named_tenants(al))
+    false_by_profile: dict[str, int] = defaultdict(int)
+    for (kind, key), names in incident_names.items():
+        benign = [t for t in names if t not in attack_of_tenant]
+        for tid in benign:
+            false_by_profile[tenants.get(tid, {}).get("profile", "unknown")] += 1
+        if kind == "cluster":
+            cluster_purity[key] = {"named": len(names), "attackers": len(names) - len(benign), "benign": len(benign)}
+
     per_attack = []
     for a in attacks:
         aid, start = a["attack_id"], attack_start[a["attack_id"]]
         members = set(a["tenants"])
         accounts = set(a.get("accounts") or [])
         first: Mapping[str, Any] | None = None
+        first_named: Mapping[str, Any] | None = None
         named: set[str] = set()
         named_accounts: set[str] = set()
         kinds: set[str] = set()
@@ -135,6 +158,8 @@ def score_alerts(alerts: Iterable[Mapping[str, Any]], labels: Mapping[str, Any],
             if not hit_names:
                 continue
             named |= hit_names
+            if first_named is None and al.get("status", "open") in ("open", "update"):
+                first_named = al
             named_accounts |= accounts.intersection(al.get("account_ids") or [])
             if al.get("kind") == "tenant":  # a tenant alert implicates the tenant's attacking accounts
                 named_accounts |= {acc for acc in accounts if any(acc in tenants.get(t, {}).get("accounts", ())
@@ -153,6 +178,8 @@ def score_alerts(alerts: Iterable[Mapping[str, Any]], labels: Mapping[str, Any],
             "attack_id": aid, "scenario": a["scenario"], "outcome": outcome, "detected": first is not None,
             "detected_at": first.get("detected_at") if first else None, "ttd_s": ttd,
             "first_alert_kind": first.get("kind") if first else None, "alert_kinds": sorted(kinds),
+            "first_named_at": first_named.get("detected_at") if first_named else None,
+            "first_named_status": first_named.get("status") if first_named else None,
             "served_before_detection": served, "attack_events": total,
             "members": len(members), "members_named": len(named), "named_share": len(named) / len(members) if members else 0.0,
             "accounts": len(accounts), "accounts_named": len(named_accounts),
@@ -174,6 +201,7 @@ def score_alerts(alerts: Iterable[Mapping[str, Any]], labels: Mapping[str, Any],
         "false_namings": n_false_namings, "benign_tenant_days": total_days,
         "false_per_1000_tenant_days": 1000.0 * n_false_namings / total_days if total_days else 0.0,
         "false_by_profile": by_profile, "false_alerts": false_alerts, "pre_attack_alerts": pre_attack,
+        "cluster_incidents": cluster_purity,
         "late_after_s": late_after_s,
     }
 

@@ -70,8 +70,10 @@ def hand_built_alerts() -> list[dict]:
         alert("t-b3", "tenant", "open", 4.0, tenant="b3", signals=("logprobs",)),  # false positive (batch)
         alert("t-b3-u", "tenant", "update", 5.0, tenant="b3"),  # updates are not counted again
         # cluster: names 2 of 5 members at first, a third (and a benign tenant) in a later open alert
-        alert("c-1", "cluster", "open", 6.0, tenants=["h0", "h1"], accounts=["h0a", "h1a"]),
-        alert("c-1-u", "cluster", "update", 8.0, tenants=["h0", "h1", "h2"], accounts=["h0a", "h1a", "h2a"]),
+        alert("c-1", "cluster", "open", 6.0, tenants=["h0", "h1"], accounts=["h0a", "h1a"]) | {"cluster_id": "K1"},
+        # its update adds a member and a benign batch tenant (a false naming even though it is not an open)
+        alert("c-1-u", "cluster", "update", 8.0, tenants=["h0", "h1", "h2", "b4"],
+              accounts=["h0a", "h1a", "h2a"]) | {"cluster_id": "K1"},
         alert("c-2", "cluster", "open", 9.0, tenants=["h3", "b1"], accounts=["h3a"]),
         alert("t-x1-pre", "tenant", "open", 12.0, tenant="x1"),  # siphoning customer before its attack began
         # A2 (probe) never gets an alert: miss
@@ -115,7 +117,7 @@ def test_late_hit(result):
 def test_cluster_partial_coverage(result):
     a = by_id(result, "A4")
     assert a["outcome"] == "hit" and a["first_alert_kind"] == "cluster"
-    assert a["ttd_s"] == pytest.approx(5 * H)
+    assert a["ttd_s"] == pytest.approx(5 * H) and a["first_named_at"] == iso(6.0)
     assert a["members_named"] == 4 and a["named_share"] == pytest.approx(0.8)  # h0, h1, h2 (update), h3
     assert a["accounts_named"] == 4
     assert a["served_before_detection"] == 300  # minutes 60..359
@@ -129,10 +131,11 @@ def test_false_positives_and_precision(result):
     assert result["precision"] == pytest.approx(4 / 7)
     fp = result["false_by_profile"]
     assert fp["chat"]["false_namings"] == 2  # b0 alone, b1 inside cluster alert c-2
-    assert fp["batch"]["false_namings"] == 1
+    assert fp["batch"]["false_namings"] == 2  # b3 alone, b4 added to cluster K1 by an update
     assert fp["chat"]["per_1000_tenant_days"] == pytest.approx(1000 * 2 / 6)
-    assert fp["batch"]["per_1000_tenant_days"] == pytest.approx(1000 * 1 / 4)
-    assert result["false_per_1000_tenant_days"] == pytest.approx(1000 * 3 / 10)
+    assert fp["batch"]["per_1000_tenant_days"] == pytest.approx(1000 * 2 / 4)
+    assert result["false_per_1000_tenant_days"] == pytest.approx(1000 * 4 / 10)
+    assert result["cluster_incidents"]["K1"] == {"named": 4, "attackers": 3, "benign": 1}
     assert [p["tenant_id"] for p in result["pre_attack_alerts"]] == ["x1"]
     assert by_id(result, "A5")["outcome"] == "miss"  # the pre-attack alert does not count as detection
     assert result["recall"] == pytest.approx(3 / 5)
@@ -187,7 +190,7 @@ def test_report_with_plots_from_synthetic_scores(tmp_path, result):
     assert "| A2 | logprob_probe | **miss** |" in text
     assert "| A3 | low_and_slow | **late** | 12.0 h |" in text
     assert "4/5 (80%)" in text
-    assert "| batch | yes | 4 | 1 | 250.0 |" in text
+    assert "| batch | yes | 4 | 2 | 500.0 |" in text
     for png in ("scores.png", "threshold_sweep.png"):
         data = (tmp_path / "rep" / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
@@ -260,3 +263,12 @@ def test_attack_window_stats_explain_misses():
     st = attack_window_stats(w, lab, 0.6)
     assert st["A2"] == {"windows": 2, "best_score": 0.65, "mean_score": pytest.approx(0.6), "windows_at_threshold": 1}
     assert st["A1"]["best_score"] is None and st["A1"]["windows"] == 0
+
+
+def test_attack_absorbed_by_cluster_update_is_named_but_not_detected():
+    lab = labels()
+    alerts = [alert("c", "cluster", "open", 6.0, tenants=["h0", "h1"]) | {"cluster_id": "K"},
+              alert("c-u", "cluster", "update", 30.0, tenants=["h0", "h1", "x1"]) | {"cluster_id": "K"}]
+    a = by_id(score_alerts(alerts, lab), "A5")
+    assert a["outcome"] == "miss" and a["served_before_detection"] == 50
+    assert a["first_named_at"] == iso(30.0) and a["first_named_status"] == "update" and a["named_share"] == 1.0

@@ -95,7 +95,10 @@ def evaluate(args: argparse.Namespace, on_alert: Any = None, title: str | None =
     meta["tenants"] = len(tenants)
     meta["benign_tenants"] = sum(1 for t in tenants.values() if t["role"] == "benign")
     result = score_alerts(alerts, labels, late_after_s=args.late_after * 3600)
-    summary = write_report(default_report_dir(args), result, labels, meta, windows=windows, alerts=alerts)
+    report_dir = default_report_dir(args)
+    summary = write_report(report_dir, result, labels, meta, windows=windows, alerts=alerts)
+    if not args.labels:  # generated in memory: keep the ground truth next to the alerts, for re-scoring with --alerts
+        (report_dir / "labels.json").write_bytes(orjson.dumps(labels))
     return result, summary
 
 
