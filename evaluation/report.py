@@ -39,7 +39,7 @@ def summary_markdown(result: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
     """The report's Markdown: run facts, per-scenario table, false alarms by benign profile, precision."""
     lines = [f"# distillguard evaluation — {meta.get('title', 'run')}", ""]
     facts = [(k, meta[k]) for k in ("command", "preset", "seed", "days", "tenants", "benign_tenants", "events",
-                                    "malformed", "generation_s", "engine_s", "engine_events_per_s", "open_threshold")
+                                    "malformed", "generation_s", "engine_s", "generation_and_engine_s", "engine_events_per_s", "open_threshold")
              if k in meta]
     lines += ["| fact | value |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in facts] + [""]
     lines += ["## Attacks", "",

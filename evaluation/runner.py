@@ -118,3 +118,58 @@ def file_lines(path: str | Path) -> Iterator[bytes]:
 def load_jsonl(path: str | Path) -> list[dict[str, Any]]:
     with open(path, "rb") as f:
         return [orjson.loads(line) for line in f if line.strip()]
+
+
+def _produce(config: Any, queue: Any, batch: int) -> None:  # pragma: no cover - runs in the child process
+    from simulator import generate
+
+    try:
+        sim = generate(config)
+        buf: list[bytes] = []
+        for rec in sim.records():
+            buf.append(rec.line)
+            if len(buf) >= batch:
+                queue.put(buf)
+                buf = []
+        if buf:
+            queue.put(buf)
+        queue.put(("labels", orjson.dumps(sim.labels())))
+    except BaseException as exc:  # noqa: BLE001 - report any failure to the parent instead of hanging it
+        queue.put(("error", repr(exc)))
+
+
+class ParallelSimulation:
+    """Generate a simulation in a child process while the parent runs the engine (two cores instead of one).
+
+    ``lines()`` yields exactly the bytes ``generate(config).records()`` would, in the same order;
+    ``labels()`` is available once ``lines()`` is exhausted.
+    """
+
+    def __init__(self, config: Any, batch: int = 2048) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
+        self._queue = ctx.Queue(maxsize=64)
+        self._proc = ctx.Process(target=_produce, args=(config, self._queue, batch), daemon=True)
+        self._labels: dict[str, Any] | None = None
+
+    def lines(self) -> Iterator[bytes]:
+        self._proc.start()
+        try:
+            while True:
+                item = self._queue.get()
+                if isinstance(item, tuple):
+                    if item[0] == "error":
+                        raise RuntimeError(f"simulation process failed: {item[1]}")
+                    self._labels = orjson.loads(item[1])
+                    break
+                yield from item
+        finally:
+            self._proc.join(timeout=30)
+            if self._proc.is_alive():
+                self._proc.terminate()
+
+    def labels(self) -> dict[str, Any]:
+        if self._labels is None:
+            raise RuntimeError("labels are complete only after lines() is exhausted")
+        return self._labels

@@ -272,3 +272,15 @@ def test_attack_absorbed_by_cluster_update_is_named_but_not_detected():
     a = by_id(score_alerts(alerts, lab), "A5")
     assert a["outcome"] == "miss" and a["served_before_detection"] == 50
     assert a["first_named_at"] == iso(30.0) and a["first_named_status"] == "update" and a["named_share"] == 1.0
+
+
+def test_parallel_simulation_yields_the_same_bytes_and_labels():
+    from evaluation.runner import ParallelSimulation
+    from simulator import generate, preset
+
+    cfg = preset("demo", seed=21, tenants=4, intensity=0.05)
+    sim = generate(cfg)
+    expected = [r.line for r in sim.records()]
+    par = ParallelSimulation(preset("demo", seed=21, tenants=4, intensity=0.05), batch=500)
+    assert list(par.lines()) == expected
+    assert orjson.dumps(par.labels()) == orjson.dumps(orjson.loads(orjson.dumps(sim.labels())))

@@ -33,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", help="report folder (default: reports/<preset>-seed<seed>)")
     parser.add_argument("--late-after", type=float, default=6.0, help="hours after which a detection counts as late")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--in-process", action="store_true", help="generate in this process (default: a child process)")
 
 
 def default_report_dir(args: argparse.Namespace) -> Path:
@@ -48,7 +49,7 @@ def default_report_dir(args: argparse.Namespace) -> Path:
 def evaluate(args: argparse.Namespace, on_alert: Any = None, title: str | None = None) -> tuple[dict[str, Any], Path]:
     """Run (or load) alerts, score them, write the report; return (result, summary path)."""
     from evaluation.report import write_report
-    from evaluation.runner import file_lines, load_jsonl, record_lines, run_engine
+    from evaluation.runner import ParallelSimulation, file_lines, load_jsonl, record_lines, run_engine
     from evaluation.scoring import score_alerts
     from simulator import HARD_NEGATIVE_PROFILES, generate
 
@@ -78,14 +79,15 @@ def evaluate(args: argparse.Namespace, on_alert: Any = None, title: str | None =
 
         cfg = build_config(args)
         t0 = time.perf_counter()
-        sim = generate(cfg)
-        labels_static = sim.labels()
-        n_ev_est = None
-        run = run_engine(record_lines(sim), progress_total=n_ev_est,
-                         show_progress=None if not args.no_progress else False, on_alert=on_alert)
+        if getattr(args, "in_process", False):
+            sim = generate(cfg)
+            source, get_labels = record_lines(sim), sim.labels
+        else:  # generate in a child process while the engine runs here
+            psim = ParallelSimulation(cfg)
+            source, get_labels = psim.lines(), psim.labels
+        run = run_engine(source, show_progress=None if not args.no_progress else False, on_alert=on_alert)
         total_s = time.perf_counter() - t0
-        labels = sim.labels()
-        del labels_static
+        labels = get_labels()
         alerts, windows = run.alerts, run.windows
         meta.update(title=title or f"preset {cfg.preset}, seed {cfg.seed}", preset=cfg.preset, seed=cfg.seed,
                     days=cfg.days, events=run.events, malformed=run.rejected,
