@@ -45,6 +45,7 @@ from streams import metrics
 from streams.ingest import make_codec
 
 log = get_logger(__name__)
+SUMMARY_BATCH = 500
 CHECKPOINT_KEY = b"__checkpoint__"  # per partition: covered offset and stage metadata
 
 
@@ -59,6 +60,7 @@ class PartitionRuntime:
     pending: list[Any] = field(default_factory=list)
     last_checkpoint: float = field(default_factory=time.monotonic)
     last_marker: float = -math.inf
+    summaries: list[KeySummary] = field(default_factory=list)
 
 
 def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig | None = None) -> None:
@@ -95,21 +97,29 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             log.info("partition_started", partition=partition, checkpointed_offset=rt.checkpointed_offset)
         return rt
 
-    async def publish(alerts: list[dict[str, Any]]) -> None:
+    async def publish(alerts: list[dict[str, Any]], source: dict[str, Any] | None = None) -> None:
+        """Send alerts; ``source`` (topic/partition/offset of the input that triggered them) goes to metadata."""
         for alert in alerts:
+            if source:
+                alert["metadata"] = source
             subject = alert.get("tenant_id") or alert.get("cluster_id") or alert["alert_id"]
             await alerts_topic.send(key=subject.encode(), value=orjson.dumps(alert))
             metrics.ALERTS.labels(kind=alert["kind"], severity=alert["severity"], status=alert["status"]).inc()
 
     async def forward_summaries(rt: PartitionRuntime) -> None:
-        for s in rt.stage.drain_summaries():
-            await summaries_topic.send(key=b"s", value=orjson.dumps({"type": "summary", "summary": s.to_dict()}))
+        """Batch key summaries; at each watermark tick send them with the watermark in one message.
+
+        One message per tick (not per summary) keeps the cluster path cheap; summaries travel before
+        the watermark that covers them, so the cluster stage never closes a window too early.
+        """
+        rt.summaries.extend(rt.stage.drain_summaries())
         wm = rt.stage.watermark
-        if wm >= rt.last_marker + config.window_seconds / 5.0:
-            rt.last_marker = wm
-            await summaries_topic.send(
-                key=b"s", value=orjson.dumps({"type": "watermark", "partition": rt.partition, "watermark": wm})
-            )
+        if wm >= rt.last_marker + config.window_seconds / 5.0 or len(rt.summaries) >= SUMMARY_BATCH:
+            batch = {"type": "batch", "partition": rt.partition, "summaries": rt.summaries}
+            if wm >= rt.last_marker + config.window_seconds / 5.0:
+                rt.last_marker = batch["watermark"] = wm
+            await summaries_topic.send(key=b"s", value=orjson.dumps(batch))
+            rt.summaries = []
 
     async def checkpoint(rt: PartitionRuntime, stream: faust.StreamT, offset: int) -> None:
         """Write changed tenants' snapshots and the covered offset, then ack the events they cover."""
@@ -153,7 +163,8 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                     if snap is not None:
                         det.restore(tid, snap)
                 alerts = rt.stage.process(ev)
-                await publish(alerts)
+                await publish(alerts, {"source_topic": msg.topic, "source_partition": msg.partition,
+                                       "source_offset": msg.offset})
                 await forward_summaries(rt)
                 if msg.timestamp:
                     metrics.LATENCY.observe(max(0.0, time.time() - msg.timestamp))
@@ -202,13 +213,13 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
     async def cluster(stream: faust.StreamT) -> None:
         async for value in stream:
             rec = orjson.loads(value)
-            kind = rec["type"]
-            if kind == "summary":
-                cluster_stage.process(KeySummary.from_dict(rec["summary"]))
-                continue
-            if kind == "feedback":
+            if rec["type"] == "feedback":
                 det = cluster_stage.detector
                 await publish(det.apply_feedback(rec["record"], det.incident_for_alert(rec["record"]["alert_id"])))
+                continue
+            for summary in rec["summaries"]:
+                cluster_stage.process(KeySummary.from_dict(summary))
+            if "watermark" not in rec:
                 continue
             now = time.monotonic()
             source_wm[rec["partition"]] = (rec["watermark"], now)
