@@ -179,7 +179,7 @@ def hydra_cluster(sim: Simulation, spec: AttackSpec, aid: str) -> None:
         accounts.extend(t.accounts)
     flavour = "coding/tool-use" if coding else "reasoning"
     _label(sim, aid, "hydra_cluster", members, accounts, start, end,
-           f"{size} small tenants ({flavour} extraction, 60-80% of each member's traffic, 80-300 requests/day each) "
+           f"{size} small tenants ({flavour} extraction, 60-80% of each member's traffic, 60-220 requests/day each) "
            f"behind 2 ASNs and 10 shared /24 prefixes, one user agent, 4 shared cards among ~30% of members",
            cluster_id=aid, flavour=flavour)
     sim.clusters.append({"cluster_id": aid, "attack_id": aid, "tenants": [t.tenant_id for t in members],
