@@ -173,9 +173,14 @@ class ClusterDetector:
         if extraction < 0.1:
             return None
         multi = min(1.0, (shared_kinds - 1) / 2.0)
+        # members listed in an alert: those whose own traffic looks like extraction (sharing a common ASN
+        # or SDK with the group is not enough to be named)
+        named = {t for t in sorted(members) if min(members[t].elicit, members[t].harvest) >= 0.25}
         size = min(1.0, math.log(n / c.cluster_min_members + 1.0) / math.log(5.0))
         z = -5.0 + 2.0 * sync + 1.5 * equal + 4.0 * extraction + 1.5 * multi + 0.8 * size
-        return {"key": key, "members": set(members), "score": sigmoid(z), "n": n, "sync": sync, "equal": equal,
+        if len(named) < c.cluster_min_members:
+            return None
+        return {"key": key, "members": named, "score": sigmoid(z), "n": n, "sync": sync, "equal": equal,
                 "cv": cv, "extraction": extraction, "shared_kinds": shared_kinds, "mean_score": sum(m.score for m in ms) / n,
                 "kinds": sorted([kind] + [k for k, v in kind_share.items() if v >= 0.6])}
 
@@ -203,15 +208,32 @@ class ClusterDetector:
                 groups.append({**g, "keys": [g["key"]]})
         out: list[dict[str, Any]] = []
         we = cs + self._CW
+        touched: dict[str, dict[str, Any]] = {}  # incident -> what this window added (one alert per incident)
         for g in groups:
             if self.on_group is not None:
                 self.on_group(cs, g)
             if g["score"] < c.cluster_threshold:
                 continue
-            out += self._incident(cs, we, g, bucket)
+            self._incident(cs, we, g, bucket, touched)
+        for cid in sorted(touched):
+            t = touched[cid]
+            inc = self._incidents[cid]
+            if t["new"]:
+                inc.reported_members = len(inc.members)
+                out.append(self._alert(inc, "open", cs, we, t["g"], t["evidence"]))
+                continue
+            sev = severity_of(t["g"]["score"], c.severity_cuts)
+            grew = len(inc.members) >= 1.25 * inc.reported_members
+            if _SEV_RANK[sev] > _SEV_RANK[inc.severity] or grew:
+                inc.score = max(inc.score, t["g"]["score"])
+                inc.severity = severity_of(inc.score, c.severity_cuts)
+                inc.reported_members = len(inc.members)
+                out.append(self._alert(inc, "update", cs, we, t["g"], t["evidence"]))
         return out
 
-    def _incident(self, cs: float, we: float, g: dict[str, Any], bucket: dict[str, dict[str, _Member]]) -> list[dict[str, Any]]:
+    def _incident(self, cs: float, we: float, g: dict[str, Any], bucket: dict[str, dict[str, _Member]],
+                  touched: dict[str, dict[str, Any]]) -> None:
+        """Attach group ``g`` to a matching open incident (strong shared key or member overlap) or start one."""
         c = self.config
         members: set[str] = g["members"]
         accounts: set[str] = set()
@@ -219,6 +241,8 @@ class ClusterDetector:
         first_seen = we
         for key in g["keys"]:
             for tid in sorted(bucket[key]):
+                if tid not in members:
+                    continue
                 m = bucket[key][tid]
                 accounts.update(m.accounts)
                 first_seen = min(first_seen, m.first_ts)
@@ -226,33 +250,37 @@ class ClusterDetector:
                     if len(evidence) < 20 and e not in evidence:
                         evidence.append(e)
         inc = None
+        strong = {k for k in g["keys"] if k.split(":", 1)[0] not in _WEAK_KINDS}
         for cid in sorted(self._incidents):
             cand = self._incidents[cid]
-            if set(g["keys"]) & cand.keys or len(members & cand.members) >= 0.3 * min(len(members), len(cand.members)):
+            if strong & cand.keys or len(members & cand.members) >= 0.3 * min(len(members), len(cand.members)):
                 inc = cand
                 break
-        score = g["score"]
-        sev = severity_of(score, c.severity_cuts)
         if inc is None:
             inc = _Incident()
             inc.cluster_id = "cluster-" + stable_id(sorted(g["keys"])[0], cs)[:16]
-            inc.start, inc.seq, inc.score, inc.severity = cs, 0, score, sev
+            inc.start, inc.seq, inc.score = cs, 0, g["score"]
+            inc.severity = severity_of(g["score"], c.severity_cuts)
             inc.members, inc.accounts, inc.last_end = set(members), set(accounts), we
             inc.reported_members, inc.first_seen, inc.keys = len(members), first_seen, set(g["keys"])
             self._incidents[inc.cluster_id] = inc
-            return [self._alert(inc, "open", cs, we, g, evidence)]
+            touched[inc.cluster_id] = {"new": True, "g": g, "evidence": evidence}
+            return
         inc.members |= members
         inc.accounts |= accounts
         inc.keys |= set(g["keys"])
         inc.last_end = we
         inc.first_seen = min(inc.first_seen, first_seen)
-        grew = len(inc.members) >= 1.25 * inc.reported_members
-        if _SEV_RANK[sev] > _SEV_RANK[inc.severity] or grew:
-            inc.score = max(inc.score, score)
-            inc.severity = severity_of(inc.score, c.severity_cuts)
-            inc.reported_members = len(inc.members)
-            return [self._alert(inc, "update", cs, we, g, evidence)]
-        return []
+        t = touched.get(inc.cluster_id)
+        if t is None:
+            touched[inc.cluster_id] = {"new": False, "g": g, "evidence": evidence}
+        else:
+            if g["score"] > t["g"]["score"]:
+                t["g"] = g
+            t["evidence"] = (t["evidence"] + [e for e in evidence if e not in t["evidence"]])[:20]
+            if t["new"]:
+                inc.score = max(inc.score, g["score"])
+                inc.severity = severity_of(inc.score, c.severity_cuts)
 
     def _reasons(self, g: dict[str, Any]) -> list[dict[str, Any]]:
         return [

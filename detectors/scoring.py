@@ -80,7 +80,7 @@ def pillars(x: list[float]) -> dict[str, float]:
     # (classifiers constrain labels with a bias and read the label's logprob)
     probe = min(1.0, x[F["bias_repeat"]] * (0.5 + 0.5 * max(x[F["logprobs"]], x[F["logit_bias"]]))
                 + 0.25 * min(x[F["logprobs"]], x[F["logit_bias"]]))
-    cot = max(x[F["cot"]], min(1.0, 1.5 * x[F["reasoning"]]) * 0.4)
+    cot = max(x[F["cot"]], min(1.0, 1.5 * x[F["reasoning"]]) * 0.6)
     elicit = max(cot, probe)
     harvest_out = min(1.0, 0.6 * x[F["cap"]] + 0.2 * x[F["out_in"]] + 0.2 * x[F["temp0"]] + 0.4 * x[F["cap"]] * x[F["temp0"]])
     harvest = max(harvest_out, probe)
@@ -140,7 +140,7 @@ def reasons(x: list[float], base: Sequence[float], p: dict[str, float], rel: flo
     """The strongest contributing signals as ``{signal, value, baseline, weight, text}``, strongest first."""
     contrib = {
         "cot": W_ELICIT * p["cot"], "logprobs": W_ELICIT * x[F["logprobs"]], "logit_bias": W_ELICIT * x[F["logit_bias"]],
-        "bias_repeat": W_ELICIT * x[F["bias_repeat"]], "reasoning": W_ELICIT * 0.6 * x[F["reasoning"]],
+        "bias_repeat": W_ELICIT * x[F["bias_repeat"]], "reasoning": W_ELICIT * 0.9 * x[F["reasoning"]],
         "cap": W_HARVEST * 0.6 * x[F["cap"]], "out_in": W_HARVEST * 0.2 * x[F["out_in"]],
         "temp0": W_HARVEST * 0.2 * x[F["temp0"]], "template_top": W_SYSTEMATIC * 0.5 * x[F["template_top"]],
         "near_dup": W_SYSTEMATIC * 0.5 * x[F["near_dup"]], "topic_entropy": W_SYSTEMATIC * 0.5 * x[F["topic_entropy"]],
