@@ -140,12 +140,19 @@ def plot_scores(path: Path, windows: Sequence[tuple[str, float, float, float]], 
             series[tid].append((we, sc))
     t0 = ts_of(labels["start"]) or 0.0
     alert_times: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    cluster_named: set[str] = set()
     for al in alerts:
-        if al.get("status") != "open":
+        status, kind = al.get("status"), str(al.get("kind"))
+        if status not in ("open", "update") or (status == "update" and kind != "cluster"):
             continue
         for tid in named_tenants(al):
-            if tid in wanted:
-                alert_times[tid].append(((ts_of(al["detected_at"]) or t0) - t0, str(al.get("kind"))))
+            if tid not in wanted:
+                continue
+            if kind == "cluster":  # the first time a cluster incident names the tenant (open or update)
+                if tid in cluster_named:
+                    continue
+                cluster_named.add(tid)
+            alert_times[tid].append(((ts_of(al["detected_at"]) or t0) - t0, kind))
     n = max(1, len(picks))
     cols = 2
     rows = (n + cols - 1) // cols
@@ -171,11 +178,23 @@ def plot_scores(path: Path, windows: Sequence[tuple[str, float, float, float]], 
         ax.axis("off")
     for ax in axes[-1]:
         ax.set_xlabel("hours since start (event time)", fontsize=8)
-    fig.suptitle("tenant window score (shaded: attack interval; dashed: open alerts, red tenant / purple cluster; "
-                 "dotted: open threshold)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.suptitle("tenant window score (shaded: attack interval; dashed: open tenant alert in red, first naming by a "
+                 "cluster incident in purple; dotted: open threshold)", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.98))
+    fig.savefig(path, dpi=72)
     plt.close(fig)
+    _shrink_png(path)
+
+
+def _shrink_png(path: Path, colors: int = 64) -> None:
+    """Re-save a plot with a small palette (line plots lose nothing visible; files get several times smaller)."""
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - Pillow comes with matplotlib
+        return
+    with Image.open(path) as im:
+        small = im.convert("RGB").quantize(colors=colors)
+    small.save(path, optimize=True)
 
 
 def plot_sweep(path: Path, sweep: Sequence[Mapping[str, Any]], threshold: float | None) -> None:
@@ -201,6 +220,7 @@ def plot_sweep(path: Path, sweep: Sequence[Mapping[str, Any]], threshold: float 
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+    _shrink_png(path)
 
 
 def write_report(report_dir: str | Path, result: Mapping[str, Any], labels: Mapping[str, Any], meta: dict[str, Any],
