@@ -31,8 +31,9 @@ MODELS = ("atlas-3", "atlas-3-mini")
 NEW_MODEL = "atlas-4"
 
 BENIGN_PROFILES = ("chat", "coding_agent", "batch", "eval_harness", "rag_support", "new_tenant", "migrating",
-                   "org_workspace", "hobby")
-HARD_NEGATIVE_PROFILES = frozenset({"coding_agent", "batch", "eval_harness", "new_tenant", "migrating", "org_workspace"})
+                   "org_workspace", "hobby", "tutoring")
+HARD_NEGATIVE_PROFILES = frozenset({"coding_agent", "batch", "eval_harness", "new_tenant", "migrating", "org_workspace",
+                                    "tutoring"})
 SCENARIOS = ("reasoning_sweep", "tool_use_extraction", "hydra_cluster", "siphon_ramp", "logprob_probe",
              "model_pivot", "low_and_slow")
 
@@ -82,14 +83,14 @@ def preset(name: str, seed: int = 7, days: int | None = None, tenants: int | Non
     if name == "demo":
         cfg = SimConfig(seed=seed, days=1, preset="demo", malformed_share=0.002, benign={
             "chat": 8, "coding_agent": 4, "batch": 2, "eval_harness": 1, "rag_support": 3, "new_tenant": 2,
-            "migrating": 2, "org_workspace": 3, "hobby": 3},
+            "migrating": 2, "org_workspace": 3, "hobby": 3, "tutoring": 2},
             attacks=[AttackSpec("reasoning_sweep", {"mode": "text"}), AttackSpec("logprob_probe"),
                      AttackSpec("hydra_cluster", {"size": 12}), AttackSpec("tool_use_extraction"),
                      AttackSpec("model_pivot")])
     elif name == "suite":
         cfg = SimConfig(seed=seed, days=7, preset="suite", malformed_share=0.0005, volume=0.55, benign={
             "chat": 60, "coding_agent": 30, "batch": 10, "eval_harness": 8, "rag_support": 25, "new_tenant": 15,
-            "migrating": 15, "org_workspace": 12, "hobby": 20},
+            "migrating": 15, "org_workspace": 12, "hobby": 20, "tutoring": 15},
             attacks=[AttackSpec("reasoning_sweep", {"mode": "text", "window": (0.15, 0.6), "interval_s": 8.0}),
                      AttackSpec("reasoning_sweep", {"mode": "metadata", "window": (0.65, 1.0), "interval_s": 8.0}),
                      AttackSpec("tool_use_extraction", {"window": (0.3, 0.6)}),

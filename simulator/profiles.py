@@ -117,6 +117,30 @@ def chat_session(sim: Simulation, t: Tenant, ts: float, pick: Callable[[float], 
     return out
 
 
+def tutoring_session(sim: Simulation, t: Tenant, ts: float, pick: Callable[[float], str]) -> list[Req]:
+    """A student: a step-by-step homework question, then follow-ups, at human pace."""
+    rng, p = t.rng, t.params
+    account = rng.choice(t.accounts)
+    sid = f"s_{hexid(rng, 48)}"
+    turns = 1 + min(int(rng.expovariate(1 / 1.5)), 8)
+    model = pick(ts)
+    out: list[Req] = []
+    history = rng.randint(300, 800)
+    for k in range(turns):
+        pr = T.homework(rng, t.lang, k)
+        n_in = history + T.tokens_for(pr.text, pr.lang)
+        n_out, stop = completion(rng, 450, 0.5, p["max_tokens"])
+        extra: dict[str, Any] = {"endpoint": "messages", "max_tokens": p["max_tokens"], "temperature": p["temperature"],
+                                 "stop_reason": stop, "status_code": status(rng),
+                                 "latency_ms": int(300 + n_out * rng.uniform(8, 20)), "session_id": sid, "turn_index": k}
+        if k > 0:
+            extra["cached_input_tokens"] = int(history * 0.9)
+        out.append(Req(ts, account, model, pr, n_in, n_out, extra))
+        history = n_in + n_out
+        ts += extra["latency_ms"] / 1000 + rng.uniform(30, 240)
+    return out
+
+
 def coding_session(sim: Simulation, t: Tenant, ts: float, pick: Callable[[float], str]) -> list[Req]:
     rng, p = t.rng, t.params
     account = rng.choice(t.accounts)
@@ -263,7 +287,8 @@ def build_benign(sim: Simulation) -> None:
                 t = sim.new_tenant(profile, "benign", account_prefix="svc",
                                    prompt_mode="text" if profile == "eval_harness" and i % 3 else None, lang="en")
             else:
-                n_acc = {"chat": 60, "coding_agent": 12, "rag_support": 8, "migrating": 20, "hobby": 1}.get(profile, 4)
+                n_acc = {"chat": 60, "coding_agent": 12, "rag_support": 8, "migrating": 20, "hobby": 1,
+                         "tutoring": 80}.get(profile, 4)
                 t = sim.new_tenant(profile, "benign", n_accounts=n_acc)
             _configure(sim, t)
     sim.benign_orgs = org_groups  # type: ignore[attr-defined]
@@ -299,6 +324,9 @@ def _configure(sim: Simulation, t: Tenant) -> None:
         p.update(per_day=_lognorm(rng, 2200, 0.5, 1000, 8000), template=rng.choice(
             ("batch.sentiment", "batch.invoice", "batch.tagging")), logprobs=rng.random() < 0.35)
         t.gen = batch_gen
+    elif prof == "tutoring":
+        p.update(sessions=_lognorm(rng, 120, 0.7, 20, 800), max_tokens=2048, temperature=rng.choice((0.5, 0.7, 1.0)))
+        t.gen = _session_gen(tutoring_session, CONSUMER, 0.8)
     elif prof == "eval_harness":
         p.update(pool=rng.randint(400, 1200), pool_offset=rng.randrange(10_000), max_tokens=rng.choice((1024, 2048)))
         t.gen = eval_gen

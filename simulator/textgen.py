@@ -97,3 +97,20 @@ def probe(rng: random.Random, i: int) -> Prompt:
     tpl = V.PROBE_TEMPLATES[i % len(V.PROBE_TEMPLATES)]
     text = tpl.format(place=r.choice(V.PLACES), a=r.randint(2, 9999), b=r.randint(2, 9999), thing=r.choice(V.THINGS))
     return Prompt(text, f"probe.{i % len(V.PROBE_TEMPLATES)}", False, "en", "trivia")
+
+
+_SCHOOL = [i for i, (d, _t) in enumerate(V.SWEEP_TOPICS) if d in V.SCHOOL_DOMAINS]
+
+
+def homework(rng: random.Random, lang: str, turn: int = 0) -> Prompt:
+    """A student's question (CoT phrasing on the first turn) or a follow-up."""
+    lang = lang if lang in V.HOMEWORK_TEMPLATES else "en"
+    if turn > 0:
+        pool = V.HOMEWORK_FOLLOWUPS[lang]
+        i = rng.randrange(len(pool))
+        return Prompt(pool[i], f"homework.follow.{i}.{lang}", False, lang, "education")
+    domain, topic = V.SWEEP_TOPICS[rng.choice(_SCHOOL)]
+    pool = V.HOMEWORK_TEMPLATES[lang]
+    i = rng.randrange(len(pool))
+    q = rng.choice(V.QUESTION_SKELETONS[:3]).format(a=rng.randint(2, 99), b=rng.randint(2, 99), c=rng.randint(2, 20))
+    return Prompt(pool[i].format(topic=topic, question=q), f"homework.{i}.{lang}", True, lang, domain)

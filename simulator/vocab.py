@@ -175,3 +175,25 @@ RAG_QUESTIONS = {
 PROBE_TEMPLATES = ("Complete the sentence with one word: The capital of {place} is",
                    "Answer yes or no: is {a} a prime number?", "Pick A or B. Which is larger, {a} or {b}?",
                    "Continue: {thing} was")
+
+# --- tutoring (benign, but asks for step-by-step explanations: a hard negative) --------------------------
+HOMEWORK_TEMPLATES = {
+    "en": ("Can you explain step by step how to solve this {topic} homework question? {question}",
+           "I have an exam on {topic} tomorrow. Explain your reasoning step by step for: {question}",
+           "My teacher wants us to show our work. How do I do this {topic} problem? {question}"),
+    "es": ("¿Puedes explicarme paso a paso este ejercicio de {topic}? {question}",),
+    "fr": ("Peux-tu m'expliquer étape par étape cet exercice de {topic} ? {question}",),
+    "de": ("Kannst du mir diese {topic}-Hausaufgabe Schritt für Schritt erklären? {question}",),
+    "zh": ("能一步一步地讲解这道{topic}作业题吗？{question}",),
+    "ja": ("この{topic}の宿題を段階的に説明してもらえますか？{question}",),
+}
+HOMEWORK_FOLLOWUPS = {
+    "en": ("I don't get the second step, can you explain it differently?", "Why do we divide there?",
+           "Can you give me a similar practice problem?", "Thanks, that makes sense now!"),
+    "es": ("No entiendo el segundo paso, ¿me lo explicas de otra forma?", "¡Gracias, ya lo entiendo!"),
+    "fr": ("Je ne comprends pas la deuxième étape, tu peux réexpliquer ?", "Merci, c'est clair !"),
+    "de": ("Den zweiten Schritt verstehe ich nicht, kannst du ihn anders erklären?", "Danke, jetzt ist es klar!"),
+    "zh": ("第二步我不太明白，能换个方式解释吗？", "谢谢，现在懂了！"),
+    "ja": ("二番目のステップがわかりません。別の説明をお願いできますか？", "ありがとう、わかりました！"),
+}
+SCHOOL_DOMAINS = ("math", "physics", "chemistry", "biology")

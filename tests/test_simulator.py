@@ -201,6 +201,10 @@ def test_benign_variety(mini, decoded):
     assert ev4 and min(e["ts"] for e in ev4) < rel + 12 * HOUR and all(e["temperature"] == 0 for e in ev4)
     # the new model appears only at its release
     assert min(e["ts"] for _r, e in decoded if e["model"] == "atlas-4") >= rel
+    # tutoring: step-by-step requests, but in multi-turn sessions at human pace and non-zero temperature
+    tut = by["tutoring"]
+    assert tut and all("session_id" in e and e["temperature"] > 0 for e in tut)
+    assert any(e.get("turn_index", 0) >= 1 for e in tut)
     # daily cycle: chat tenants are busier in their local afternoon than at local 3 am
     hours = Counter(int((e["ts"] / 3600 + labels["tenants"][e["tenant_id"]]["tz_offset_h"]) % 24) for e in chat)
     assert hours[14] + hours[15] > 2 * (hours[3] + hours[4])
