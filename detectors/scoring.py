@@ -35,19 +35,19 @@ PRIOR: dict[str, tuple[float, float]] = {
     "coding": (0.2, 0.1), "cap": (0.05, 0.01), "out_in": (0.3, 0.05), "temp0": (0.2, 0.1),
     "regularity": (0.1, 0.05), "no_session": (0.5, 0.15), "multi_turn": (0.3, 0.1), "tools": (0.2, 0.1),
     "flat_hours": (0.5, 0.1), "logprobs": (0.02, 0.01), "logit_bias": (0.01, 0.005), "tiny_max": (0.05, 0.02),
-    "bias_repeat": (0.0, 0.002), "new_model": (0.05, 0.03), "accounts": (0.2, 0.05), "prompt_data": (0.5, 0.2), "topic_data": (0.3, 0.2),
+    "bias_repeat": (0.0, 0.002), "new_model": (0.05, 0.03), "accounts": (0.2, 0.05), "prompt_data": (0.5, 0.2), "topic_data": (0.3, 0.2), "joint": (0.01, 0.005),
 }
 # Features whose increase moves a tenant toward extraction, with their weight in the relative part.
 REL_WEIGHTS: dict[str, float] = {
     "cot": 1.0, "reasoning": 0.5, "cap": 1.0, "template_top": 0.5, "near_dup": 0.5, "topic_entropy": 0.5,
     "regularity": 0.5, "no_session": 0.3, "logprobs": 0.7, "logit_bias": 0.7, "bias_repeat": 1.0,
-    "volume": 0.6, "new_model": 0.3, "out_in": 0.3,
+    "volume": 0.6, "new_model": 0.3, "out_in": 0.3, "joint": 1.0,
 }
 _REL_IDX = [(F[k], w) for k, w in REL_WEIGHTS.items()]
 
 # Pillar weights and intercept of the absolute logistic score.
 W_ELICIT, W_HARVEST, W_SYSTEMATIC, W_AUTOMATION, W_VOLUME, W_PIVOT = 1.8, 1.8, 1.4, 1.3, 0.6, 0.5
-W_MULTI_TURN, W_REPEAT = 2.5, 2.0
+W_MULTI_TURN, W_REPEAT, W_JOINT = 2.5, 2.0, 2.0
 INTERCEPT = -4.6
 
 TEXT = {
@@ -70,6 +70,7 @@ TEXT = {
     "bias_repeat": "{v:.0%} re-send a recent prompt with a different logit bias (baseline {b:.0%})",
     "new_model": "{v:.0%} of traffic on a model first seen less than a day ago (baseline {b:.0%})",
     "volume": "{v:.0f} requests in the window (tenant baseline {b:.0f})",
+    "joint": "{v:.0%} of requests are single-shot, reasoning-eliciting AND cut at max_tokens (baseline {b:.0%})",
     "relative_shift": "shift from the tenant's own baseline toward extraction: {v:.2f} (0 = unchanged)",
 }
 
@@ -101,6 +102,7 @@ def absolute_score(x: list[float]) -> tuple[float, dict[str, float]]:
     volume = min(1.0, max(0.0, (x[F["volume"]] - math.log1p(10)) / (math.log1p(500) - math.log1p(10))))
     z = (INTERCEPT + W_ELICIT * p["elicit"] + W_HARVEST * p["harvest"] + W_SYSTEMATIC * p["systematic"]
          + W_AUTOMATION * p["automation"] + W_VOLUME * volume + W_PIVOT * x[F["new_model"]]
+         + W_JOINT * x[F["joint"]]
          - W_MULTI_TURN * x[F["multi_turn"]] - W_REPEAT * x[F["repeat"]] * (1.0 - p["probe"]))
     gate = sigmoid(10.0 * (min(p["elicit"], p["harvest"]) - 0.3))
     p["volume"] = volume
@@ -147,7 +149,7 @@ def reasons(x: list[float], base: Sequence[float], p: dict[str, float], rel: flo
         "topic_new": W_SYSTEMATIC * 0.5 * x[F["topic_new"]], "coding": W_SYSTEMATIC * 0.35 * x[F["coding"]],
         "regularity": W_AUTOMATION * 0.4 * x[F["regularity"]], "no_session": W_AUTOMATION * 0.4 * x[F["no_session"]],
         "flat_hours": W_AUTOMATION * 0.2 * x[F["flat_hours"]], "volume": W_VOLUME * p["volume"],
-        "new_model": W_PIVOT * x[F["new_model"]],
+        "new_model": W_PIVOT * x[F["new_model"]], "joint": W_JOINT * x[F["joint"]],
     }
     out = []
     for name, w in sorted(contrib.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]:

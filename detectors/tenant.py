@@ -257,23 +257,26 @@ class TenantDetector:
         w.s_in += inp
         w.s_out += out
         get = ev.get
-        sus = False
-        if get("cot_elicitation"):
+        sus = capped = False
+        cot = get("cot_elicitation")
+        if cot:
             w.n_cot += 1
             sus = True
         r = get("reasoning_tokens")
         if r:
             w.s_reason += r
+            if r > out:  # reasoning-heavy response: counts as elicited for the joint signal
+                cot = True
         mt = get("max_tokens")
         if mt is not None:
             if mt <= 16:  # tiny caps (classification, probing) are not output harvesting
                 w.n_tiny += 1
             elif out >= 0.9 * mt or get("stop_reason") == "max_tokens":
                 w.n_cap += 1
-                sus = True
+                sus = capped = True
         elif get("stop_reason") == "max_tokens":
             w.n_cap += 1
-            sus = True
+            sus = capped = True
         t = get("temperature")
         if t is not None:
             w.n_tk += 1
@@ -281,6 +284,8 @@ class TenantDetector:
                 w.n_t0 += 1
         if get("session_id") is None:
             w.n_nosess += 1
+            if cot and capped:
+                w.n_joint += 1
         else:
             ti = get("turn_index")
             if ti:
@@ -487,8 +492,8 @@ class TenantDetector:
                 st.run_start = None
         st.last_x = array("d", x)
         if not susp:
-            # the baseline learns from unsuspicious windows only (an attacker cannot teach it extraction)
-            if score < c.watch_threshold:
+            # the baseline learns only from windows without real extraction evidence (an attacker cannot teach it)
+            if score < c.watch_threshold and abs_score < 0.25:
                 base.learn_values(x)
             return out
         rs = reasons(x, base._state, pill, rel)

@@ -38,6 +38,7 @@ FEATURES: tuple[str, ...] = (
     "accounts",  # distinct accounts in the window, log scaled (8 -> 1)
     "prompt_data",  # share of events carrying prompt structure (fingerprint or template id)
     "topic_data",  # share of events carrying a prompt topic label
+    "joint",  # share of single-shot requests that elicit reasoning AND are harvested at the cap (both at once)
 )
 F = {name: i for i, name in enumerate(FEATURES)}
 NF = len(FEATURES)
@@ -48,7 +49,7 @@ class Window:
 
     __slots__ = (
         "start", "n", "n_cot", "n_cap", "n_t0", "n_tk", "n_nosess", "n_turn", "n_tools", "n_lp", "n_bias",
-        "n_tiny", "n_biasrep", "n_near", "n_fp", "n_pdata", "n_rep", "n_new", "n_late", "n_topic", "n_coding",
+        "n_tiny", "n_biasrep", "n_near", "n_fp", "n_pdata", "n_joint", "n_rep", "n_new", "n_late", "n_topic", "n_coding",
         "s_in", "s_out", "s_reason", "s_dt", "s_dt2", "n_dt", "first_ts", "last_ts",
         "tmpl", "n_tmpl", "topics", "accts", "ev", "ev_any", "net", "pfx", "n_net", "ua", "n_ua", "pay", "n_pay",
     )
@@ -57,7 +58,7 @@ class Window:
         self.start = start
         self.n = self.n_cot = self.n_cap = self.n_t0 = self.n_tk = self.n_nosess = self.n_turn = 0
         self.n_tools = self.n_lp = self.n_bias = self.n_tiny = self.n_biasrep = self.n_near = self.n_fp = 0
-        self.n_pdata = self.n_rep = self.n_new = self.n_late = self.n_topic = self.n_coding = self.n_tmpl = self.n_dt = 0
+        self.n_joint = self.n_pdata = self.n_rep = self.n_new = self.n_late = self.n_topic = self.n_coding = self.n_tmpl = self.n_dt = 0
         self.n_net = self.n_ua = self.n_pay = 0
         self.s_in = self.s_out = self.s_reason = 0
         self.s_dt = self.s_dt2 = 0.0
@@ -148,4 +149,5 @@ def window_features(w: Window, hours: Any, age_seconds: float, topic_new: int) -
     x[22] = min(1.0, math.log2(1 + len(w.accts)) / 3.0)
     x[23] = w.n_pdata / n
     x[24] = w.n_topic / n
+    x[25] = w.n_joint / n
     return x
