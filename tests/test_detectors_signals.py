@@ -145,3 +145,26 @@ def test_conjunction_needed_single_signals_stay_low() -> None:
         x[F[name]] = 1.0
         assert absolute_score(x)[0] < 0.2, name
     assert set(FEATURES) >= {"cot", "cap", "bias_repeat", "new_model", "flat_hours"}
+
+
+def test_joint_signal_needs_elicitation_cap_and_no_session_on_the_same_request() -> None:
+    both = window_signals(evs(10, cot_elicitation=True, max_tokens=1000, output_tokens=1000))
+    split = window_signals(evs(10, cot_elicitation=lambda i: i % 2 == 0, max_tokens=1000,
+                               output_tokens=lambda i: 1000 if i % 2 else 100))
+    in_session = window_signals(evs(10, cot_elicitation=True, max_tokens=1000, output_tokens=1000, session_id="s"))
+    reasoning = window_signals(evs(10, max_tokens=1000, output_tokens=1000, reasoning_tokens=3000))
+    assert both["joint"] == 1.0 and split["joint"] == 0.0 and in_session["joint"] == 0.0
+    assert reasoning["joint"] == 1.0  # a reasoning-heavy response counts as elicited
+
+
+def test_key_summaries_one_per_shared_key() -> None:
+    det = TenantDetector()
+    for e in evs(6, prompt_template_id="tpl", asn=64500, client_ip_prefix="p1", user_agent="ua/1",
+                 payment_fingerprint="card"):
+        det.process(e)
+    det.advance(T0 + 3600)
+    summaries = det.drain_summaries()
+    assert sorted(s.key for s in summaries) == ["asn:64500", "pay:card", "pfx:p1", "tmpl:tpl", "ua:ua/1"]
+    s = summaries[0]
+    assert s.tenant_id == "t" and s.events == 6 and s.accounts == ("acc",) and len(s.keys) == 5
+    assert det.drain_summaries() == []
