@@ -167,7 +167,7 @@ def plot_scores(path: Path, windows: Sequence[tuple[str, float, float, float]], 
             ax.axvspan(((ts_of(attack["start"]) or t0) - t0) / 3600, ((ts_of(attack["end"]) or t0) - t0) / 3600,
                        color="#d62728", alpha=0.08, lw=0)
         for x, kind in alert_times.get(tid, []):
-            ax.axvline(x / 3600, color="#d62728" if kind == "tenant" else "#9467bd", lw=1.0, ls="--")
+            ax.axvline(x / 3600, color="#d62728" if kind == "tenant" else "#9467bd", lw=1.8, ls="--")
         if threshold is not None:
             ax.axhline(threshold, color="grey", lw=0.6, ls=":")
         ax.set_ylim(-0.02, 1.02)
@@ -186,14 +186,14 @@ def plot_scores(path: Path, windows: Sequence[tuple[str, float, float, float]], 
     _shrink_png(path)
 
 
-def _shrink_png(path: Path, colors: int = 64) -> None:
+def _shrink_png(path: Path, colors: int = 128) -> None:
     """Re-save a plot with a small palette (line plots lose nothing visible; files get several times smaller)."""
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - Pillow comes with matplotlib
         return
     with Image.open(path) as im:
-        small = im.convert("RGB").quantize(colors=colors)
+        small = im.convert("RGB").quantize(colors=colors, method=Image.Quantize.FASTOCTREE)
     small.save(path, optimize=True)
 
 
