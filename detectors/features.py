@@ -53,8 +53,37 @@ COT_PATTERNS: dict[str, str] = {
     "ja": r"ステップ\s*バイ\s*ステップ|段階的に|順を追って|一歩ずつ|思考過程|推論過程|考え方を(示|説明)|思考の連鎖|推論の過程",
     "ko": r"단계별로|단계적으로|차근차근|한\s*단계씩|추론\s*과정|생각\s*과정|사고\s*과정|풀이\s*과정",
 }
+# Cheap literal anchors per language: a language's regex runs only when one of them is a substring of the
+# lower-cased prompt (substring tests are C-speed; the full alternation is not).
+COT_ANCHORS: dict[str, tuple[str, ...]] = {
+    "en": ("step", "think", "reason", "show", "chain", "thought", "walk", "scratch", "hidden", "internal", "inner",
+           "full", "raw", "before"),
+    "es": ("paso", "razona", "pensamiento", "piensa"),
+    "fr": ("tape", "raisonn", "pens", "pas", "flexion"),
+    "de": ("schritt", "gedank", "denk", "sungsweg", "begr"),
+    "pt": ("passo", "racioc", "pensamento", "pense"),
+    "it": ("passo", "ragiona", "pensiero"),
+    "nl": ("stap", "redeneer", "gedachte"),
+    "pl": ("krok", "rozumowania"),
+    "tr": ("ad", "s"),
+    "ru": ("шаг", "пошагов", "рассужд", "мысл", "подумай"),
+    "zh": ("步", "思", "推理", "循序", "过程"),
+    "ja": ("ステップ", "段階", "順を追", "一歩", "思考", "推論", "考え方"),
+    "ko": ("단계", "차근", "과정"),
+}
+_COT_BY_LANG = [(COT_ANCHORS[lang], re.compile(pat, re.UNICODE)) for lang, pat in COT_PATTERNS.items()]
 # Searched on the lower-cased text (faster than IGNORECASE on a large alternation).
 _COT = re.compile("|".join(f"(?:{p})" for p in COT_PATTERNS.values()), re.UNICODE)
+
+
+def _cot_search(low: str) -> bool:
+    for anchors, rx in _COT_BY_LANG:
+        for a in anchors:
+            if a in low:
+                if rx.search(low) is not None:
+                    return True
+                break
+    return False
 
 _BITS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="little").astype(np.int32)
 
@@ -145,7 +174,7 @@ def _template_tokens(toks: list[str]) -> str:
 
 def cot_elicitation(text: str) -> bool:
     """True when the prompt asks for step-by-step or hidden reasoning (en, es, fr, de, pt, it, nl, pl, tr, ru, zh, ja, ko)."""
-    return _COT.search(text.lower()) is not None
+    return _cot_search(text.lower())
 
 
 def hamming(a: str | int, b: str | int) -> int:
@@ -161,6 +190,6 @@ def prompt_features(text: str) -> dict[str, Any]:
     return {
         "prompt_fingerprint": _simhash_tokens(toks),
         "prompt_template_id": _template_tokens(toks),
-        "cot_elicitation": _COT.search(low) is not None,
+        "cot_elicitation": _cot_search(low),
         "prompt_chars": len(text),
     }

@@ -80,3 +80,18 @@ def test_codec_hook_derives_features_and_drops_text() -> None:
     # gateway-sent fields win over derived ones
     ev2 = codec.decode(orjson.dumps({**raw, "prompt_fingerprint": "00000000000000ff", "cot_elicitation": False}))
     assert ev2["prompt_fingerprint"] == "00000000000000ff" and ev2["cot_elicitation"] is False
+
+
+def test_anchored_cot_search_equals_the_full_pattern() -> None:
+    import random
+
+    from detectors.features import _COT, COT_PATTERNS, _cot_search
+
+    rng = random.Random(3)
+    phrases = ["step by step", "processus de réflexion", "pas à pas", "begründe jeden schritt", "思路", "풀이 과정",
+               "tok rozumowania", "düşünce süreci", "before answering, think", "raw monologue", "hello there"]
+    words = "the a step by show your reasoning pas à de paso schritt 思 步 단계 the of think raw full".split()
+    corpus = phrases + [" ".join(rng.choice(words) for _ in range(rng.randint(1, 12))) for _ in range(2000)]
+    for text in corpus:
+        assert _cot_search(text.lower()) == (_COT.search(text.lower()) is not None), text
+    assert len(COT_PATTERNS) >= 10
