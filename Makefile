@@ -7,7 +7,7 @@ export DG_KAFKA_PORT
 export DG_KAFKA_PYTHON ?= $(abspath $(PY))
 PYTEST_ARGS ?= -q
 
-.PHONY: run test bench venv kafka-start kafka-stop clean
+.PHONY: run test bench bench-core bench-streaming venv kafka-start kafka-stop clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,18 @@ test: venv
 	status=0; $(PY) -m pytest $(PYTEST_ARGS) || status=$$?; bash docker/kafka-local.sh stop; exit $$status
 
 ## bench: the benchmarks; each prints its rate beside a baseline measured in the same run
-bench: venv
+bench: bench-core bench-streaming
+
+bench-core: venv
 	$(PY) bench/bench_codec.py
-	@if [ -f bench/bench_engine.py ]; then $(PY) bench/bench_engine.py; fi
+	$(PY) bench/bench_engine.py
+
+## bench-streaming: needs the local Kafka, which it starts and stops
+bench-streaming: venv
+	bash docker/kafka-local.sh start
+	status=0; $(PY) bench/bench_streaming.py || status=$$?; \
+	if [ -f bench/bench_replay.py ]; then $(PY) bench/bench_replay.py || status=$$?; fi; \
+	bash docker/kafka-local.sh stop; exit $$status
 
 kafka-start:
 	bash docker/kafka-local.sh start
