@@ -648,8 +648,10 @@ class TenantDetector:
         if not isinstance(tid, str):
             return []
         st = self._tenants.get(tid)
-        if st is None:
-            self._pending_feedback.setdefault(tid, []).append(dict(record))
+        if st is None:  # kept (bounded) until the tenant appears or is restored
+            if tid in self._pending_feedback or len(self._pending_feedback) < 10_000:
+                self._pending_feedback.setdefault(tid, []).append(dict(record))
+                del self._pending_feedback[tid][:-8]
             return []
         return self._feedback_state(st, record)
 
