@@ -227,6 +227,7 @@ def test_alert_line_shows_numbers_not_text():
     a["reasons"][0]["text"] = "SECRET PROMPT WORDS"
     line = alert_line(a)
     assert "SECRET" not in line and "cluster" in line and "7 tenants" in line and "cot=1" in line
+    assert "t0,t1,t2,t3,…" in line
     assert line.startswith("2026-06-01 03:00:00")
 
 

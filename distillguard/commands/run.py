@@ -38,7 +38,7 @@ def alert_line(alert: dict[str, Any], max_reasons: int = 3) -> str:
     when = str(alert.get("detected_at", ""))[:19].replace("T", " ")
     if alert.get("kind") == "cluster":
         members = alert.get("tenant_ids") or []
-        who = f"cluster {alert.get('cluster_id', '')} {len(members)} tenants: " + ",".join(members[:4]) + (
+        who = f"{alert.get('cluster_id', '')} {len(members)} tenants: " + ",".join(members[:4]) + (
             ",…" if len(members) > 4 else "")
     else:
         who = f"tenant {alert.get('tenant_id')}"
@@ -51,6 +51,7 @@ def alert_line(alert: dict[str, Any], max_reasons: int = 3) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from distillguard.commands.evaluate import evaluate
+    from evaluation.report import _fmt_dur
 
     args.events = args.labels = args.alerts = None
     args.no_progress = True
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     print()
     print("Evaluation summary")
     for a in result["attacks"]:
-        ttd = "—" if a["ttd_s"] is None else f"{a['ttd_s'] / 60:.0f} min"
+        ttd = _fmt_dur(a["ttd_s"])
         print(f"  {a['attack_id']} {a['scenario']:20s} {a['outcome']:5s} time-to-detect {ttd:>8s}  "
               f"served before detection {a['served_before_detection']:>6,}/{a['attack_events']:<6,}  "
               f"members named {a['members_named']}/{a['members']}")
