@@ -514,7 +514,7 @@ class Replay:
                  dead_letter: str | Path | None = None, finish: bool = True,
                  state: tuple[dict[str, bytes], dict[str, float]] | None = None,
                  save_state: str | Path | None = None, progress: Callable[[int], None] | None = None,
-                 crash_after: int | None = None) -> None:
+                 crash_after: int | None = None, crash_signal: int = signal.SIGKILL) -> None:
         from streams.ingest import make_codec
 
         self.settings = settings
@@ -531,6 +531,7 @@ class Replay:
         self.save_state = save_state
         self.progress = progress
         self.crash_after = crash_after
+        self.crash_signal = crash_signal
         self.model_first_seen: dict[str, float] = {}
         self.stages = {r.partition: TenantStage(self.config, model_first_seen=self.model_first_seen)
                        for r in plan.ranges}
@@ -771,7 +772,8 @@ class Replay:
                     progress(tick)
                     tick = 0
             if crash_after is not None and counts.records >= crash_after:
-                os.kill(os.getpid(), signal.SIGKILL)  # test hook: a hard crash mid-run
+                crash_after = None
+                os.kill(os.getpid(), self.crash_signal)  # test hook: a crash (SIGKILL) or a stop (SIGTERM) mid-run
             if self._stop is not None:
                 if progress is not None:
                     progress(tick)

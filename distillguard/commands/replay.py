@@ -14,6 +14,7 @@ topic. See docs/REPLAY.md.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "skipping alert ids already there, then exit")
     run.add_argument("--promote-kind", choices=["tenant", "cluster"], action="append",
                      help="with --promote: only this kind (repeatable)")
-    run.add_argument("--crash-after", type=int, help=argparse.SUPPRESS)  # test hook: SIGKILL self after N records
+    run.add_argument("--crash-after", type=int, help=argparse.SUPPRESS)  # test hook: signal self after N records
+    run.add_argument("--crash-signal", default="KILL", choices=["KILL", "TERM", "INT"], help=argparse.SUPPRESS)
 
 
 def _tenants(args: argparse.Namespace) -> list[str] | None:
@@ -208,7 +210,8 @@ def _run(args: argparse.Namespace, settings: Any, log: Any) -> int:
     rp = Replay(settings, plan, run_id, sink, config=config, checkpoint_path=checkpoint_path,
                 checkpoint_events=args.checkpoint_events, checkpoint_seconds=args.checkpoint_seconds,
                 dead_letter=opts["dead_letter"], finish=opts["finish"], state=state, save_state=opts["save_state"],
-                progress=progress, crash_after=args.crash_after)
+                progress=progress, crash_after=args.crash_after,
+                crash_signal=getattr(signal, f"SIG{args.crash_signal}"))
     rp.options = opts
     if ckpt_doc is not None:
         rp.load_checkpoint(ckpt_doc)
