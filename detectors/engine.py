@@ -43,10 +43,7 @@ class Engine:
         alerts = tenants.process(event)
         if tenants._summaries:
             self._feed()
-        ts = event["ts"]
-        st = tenants._tenants.get(event["tenant_id"])
-        if st is not None and ts > st.max_ts:  # a quarantined far-future timestamp: use the tenant's clock
-            ts = st.max_ts
+        ts = tenants.last_ts  # effective event time: a quarantined far-future timestamp does not count
         if ts > self._max_ts:
             self._max_ts = ts
             wm = ts - self.config.allowed_lateness

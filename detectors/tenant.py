@@ -31,7 +31,7 @@ import orjson
 from detectors.baseline import BaselineDetector, ScoreDrift
 from detectors.common import DetectorConfig, make_alert, rnd, severity_of
 from detectors.scoring import PRIOR, absolute_score, combine, reasons, relative_shift_vec
-from detectors.window import FEATURES, NF, F, Window, window_features
+from detectors.window import FEATURES, F, Window, window_features
 
 __all__ = ["KeySummary", "TenantDetector"]
 
@@ -141,6 +141,7 @@ class TenantDetector:
         self.model_first_seen = model_first_seen if model_first_seen is not None else {}
         self.stream_start = math.inf  # earliest event time seen (models present from the start are not "new")
         self._clock = -math.inf  # latest watermark passed to advance() (reference for a brand-new tenant)
+        self.last_ts = -math.inf
         self._n_events = self._n_late = 0
         self._horizon = float(c.new_model_horizon)
         self._warmup = float(c.new_model_warmup)
@@ -399,6 +400,7 @@ class TenantDetector:
             elif w.pay is None:
                 w.pay, w.n_pay = v, 1
         # --- watermark
+        self.last_ts = ts  # effective event time (after quarantine), for the caller's global watermark
         if ts > st.max_ts:
             st.max_ts = ts
             if ts - self._late >= st.next_close:
