@@ -32,7 +32,9 @@ class DetectorConfig:
     prior_score: float = 0.05  # population-normal window score (Page-Hinkley reference prior)
     baseline_half_life: float = 288.0  # per-tenant baseline half-life, in active windows
     baseline_prior_weight: float = 6.0  # population prior counts as this many windows
-    min_window_events: int = 5  # windows with fewer events are scored but never count as suspicious
+    min_window_events: int = 5  # smaller windows are pooled (sparse tenants) instead of decided on alone
+    sparse_events: int = 20  # a pool of consecutive small windows is decided on once it holds this many events
+    sparse_max_seconds: float = 3 * 3600.0  # ... and a pool older than this starts over
     new_model_horizon: float = 86400.0  # a model first seen less than this ago is "new"
     new_model_warmup: float = 21600.0  # models seen in the first hours of the stream existed before it
     # alert lifecycle

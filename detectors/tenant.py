@@ -106,7 +106,7 @@ class _Tenant:
         "recent", "n_active", "drift_at", "run_start", "low_run", "last_x",
         "inc_start", "inc_seq", "inc_sev", "inc_score", "inc_events", "inc_reported", "inc_first_seen",
         "inc_last_susp", "inc_evidence", "inc_pattern", "last_pattern", "cooldown_until", "suppressed",
-        "flagged", "n_late", "n_future", "n_suppressed",
+        "flagged", "n_late", "n_future", "n_suppressed", "carry",
     )
 
 
@@ -185,6 +185,7 @@ class TenantDetector:
         st.suppressed = []
         st.flagged = False
         st.n_late = st.n_future = st.n_suppressed = 0
+        st.carry = None
         self._tenants[tid] = st
         if tid in self._pending_feedback:
             for rec in self._pending_feedback.pop(tid):
@@ -460,15 +461,7 @@ class TenantDetector:
             new_topics = (mask & ~st.topics_mask).bit_count()
             st.topics_mask |= mask
         x = window_features(w, hours, we - st.first_ts, new_topics)
-        base = st.base
-        z = base.zvector(x)
-        rel = relative_shift_vec(z)
-        abs_score, pill = absolute_score(x)
-        hist = base.weight - c.baseline_prior_weight
-        familiarity = 0.0
-        if hist > 20:
-            familiarity = min(1.0, (hist - 20) / 200.0) * (1.0 - base.deviation(z))
-        score = combine(abs_score, rel, familiarity)
+        score, abs_score, pill, rel, familiarity = self._score(st, x)
         if self.on_window is not None:
             signals = {"score": score, "absolute": abs_score, "relative": rel, "familiarity": familiarity,
                        "events": w.n, **pill, **{k: x[i] for i, k in enumerate(FEATURES)}}
@@ -476,7 +469,19 @@ class TenantDetector:
         # summaries for the cluster stage
         self._emit_summaries(st, w, score, x, pill)
         if w.n < c.min_window_events:
-            return out
+            # sparse tenant: pool consecutive small windows and score the pool once it has enough events
+            carry = st.carry
+            if carry is None or w.start - carry.start > c.sparse_max_seconds:
+                st.carry = carry = Window(w.start)
+            carry.merge(w)
+            if carry.n < c.sparse_events:
+                return out
+            st.carry = None
+            w = carry
+            x = window_features(w, hours, we - st.first_ts, 0)
+            score, abs_score, pill, rel, familiarity = self._score(st, x)
+        else:
+            st.carry = None
         # drift + persistence
         st.n_active += 1
         st.drift.update(score)
@@ -493,6 +498,7 @@ class TenantDetector:
             if st.low_run >= 3 and st.inc_start is None:
                 st.run_start = None
         st.last_x = array("d", x)
+        base = st.base
         if not susp:
             # the baseline learns only from windows without real extraction evidence (an attacker cannot teach it)
             if score < c.watch_threshold and abs_score < 0.25:
@@ -537,6 +543,18 @@ class TenantDetector:
                 st.inc_pattern = st.last_pattern = pattern | st.inc_pattern
                 out.append(self._alert(st, "update", st.inc_score, we, w.start, we, rs))
         return out
+
+    def _score(self, st: _Tenant, x: list[float]) -> tuple[float, float, dict[str, float], float, float]:
+        """(score, absolute, pillars, relative shift, familiarity) of a feature vector for this tenant."""
+        base = st.base
+        z = base.zvector(x)
+        rel = relative_shift_vec(z)
+        abs_score, pill = absolute_score(x)
+        hist = base.weight - self.config.baseline_prior_weight
+        familiarity = 0.0
+        if hist > 20:
+            familiarity = min(1.0, (hist - 20) / 200.0) * (1.0 - base.deviation(z))
+        return combine(abs_score, rel, familiarity), abs_score, pill, rel, familiarity
 
     def _alert(self, st: _Tenant, status: str, score: float, detected_at: float, ws: float, we: float,
                rs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -694,6 +712,7 @@ class TenantDetector:
             "inc_last_susp": st.inc_last_susp, "inc_evidence": st.inc_evidence, "inc_pattern": st.inc_pattern,
             "last_pattern": st.last_pattern, "cooldown_until": _f(st.cooldown_until), "suppressed": st.suppressed,
             "flagged": st.flagged, "n_late": st.n_late, "n_future": st.n_future, "n_suppressed": st.n_suppressed,
+            "carry": [_f(v) if isinstance(v, float) else v for v in st.carry.to_list()] if st.carry else None,
         }
         return _SNAP_MAGIC + struct.pack("<H", _SNAP_VERSION) + orjson.dumps(doc)
 
@@ -719,6 +738,9 @@ class TenantDetector:
         st.ring = array("Q", d["ring"])
         st.bloom = bytearray.fromhex(d["bloom"])
         st.last_x = array("d", d["last_x"]) if d["last_x"] is not None else None
+        if d.get("carry") is not None:
+            st.carry = Window.from_list([_unf(v) if isinstance(v, str) and v in ("inf", "-inf") else v
+                                         for v in d["carry"]])
         for vals in d["wins"]:
             w = Window.from_list([_unf(v) if isinstance(v, str) and v in ("inf", "-inf") else v for v in vals])
             st.wins[w.start] = w

@@ -88,6 +88,40 @@ class Window:
             w.last_ts = -math.inf
         return w
 
+    _SUMS = ("n", "n_cot", "n_cap", "n_t0", "n_tk", "n_nosess", "n_turn", "n_tools", "n_lp", "n_bias", "n_tiny",
+             "n_biasrep", "n_near", "n_fp", "n_pdata", "n_joint", "n_rep", "n_new", "n_late", "n_topic", "n_coding",
+             "s_in", "s_out", "s_reason", "s_dt", "s_dt2", "n_dt", "n_tmpl", "n_net", "n_ua", "n_pay")
+
+    def merge(self, o: Window) -> None:
+        """Add another window's aggregates (used to pool a sparse tenant's consecutive small windows)."""
+        for s in self._SUMS:
+            setattr(self, s, getattr(self, s) + getattr(o, s))
+        self.first_ts = min(self.first_ts, o.first_ts)
+        self.last_ts = max(self.last_ts, o.last_ts)
+        for name, cap in (("tmpl", 16), ("topics", 24)):
+            src = getattr(o, name)
+            if src:
+                dst = getattr(self, name)
+                if dst is None:
+                    setattr(self, name, dict(src))
+                    continue
+                for k, v in src.items():
+                    if k in dst:
+                        dst[k] += v
+                    elif len(dst) < cap:
+                        dst[k] = v
+        for a in o.accts:
+            if len(self.accts) < 8 and a not in self.accts:
+                self.accts.append(a)
+        self.ev = (self.ev + o.ev)[:12]
+        self.ev_any = (self.ev_any + o.ev_any)[:4]
+        if self.net is None:
+            self.net, self.pfx = o.net, o.pfx
+        if self.ua is None:
+            self.ua = o.ua
+        if self.pay is None:
+            self.pay = o.pay
+
     def top_templates(self, k: int = 2) -> list[tuple[str, int]]:
         if not self.tmpl:
             return []

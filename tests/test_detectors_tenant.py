@@ -266,3 +266,13 @@ def test_memory_per_tenant_is_small() -> None:
     tracemalloc.stop()
     assert used / len(det) < 16 * 1024
     assert math.isfinite(used)
+
+
+def test_sparse_tenant_windows_are_pooled_low_and_slow_extraction_detected() -> None:
+    slow = S.extraction("slow", hours=10, rate=0.008, seed=12)  # ~2-3 requests per 5-minute window
+    chat = S.chat("slowchat", hours=48, peak_rate=0.01, seed=13)
+    alerts = run(S.merge(slow, chat))
+    assert [a["status"] for a in tenant_alerts(alerts, "slow")][:1] == ["open"]
+    assert tenant_alerts(alerts, "slowchat") == []
+    opened = tenant_alerts(alerts, "slow")[0]
+    assert opened["window_start"] < opened["window_end"]
