@@ -37,7 +37,8 @@ WORDS = ("explain derive prove compute translate summarize the a of in for with 
          "system energy market protein graph theorem network policy history language").split()
 
 
-def make_events(n: int, tenants: int, mode: str, seed: int = 1, span_hours: float = 1.0) -> list[bytes]:
+def make_events(n: int, tenants: int, mode: str, seed: int = 1, span_hours: float = 1.0,
+                round_robin: bool = False) -> list[bytes]:
     """Gateway-shaped events (~20 fields) spread over ``tenants`` tenants and ``span_hours`` of event time.
 
     ``mode``: ``meta`` (metadata only), ``fp`` (+ gateway fingerprint/template/topic), ``text`` (+ prompt_text).
@@ -46,7 +47,7 @@ def make_events(n: int, tenants: int, mode: str, seed: int = 1, span_hours: floa
     step = span_hours * 3600.0 / max(n, 1)
     out = []
     for i in range(n):
-        t = rng.randrange(tenants)
+        t = i % tenants if round_robin else rng.randrange(tenants)
         ts = T0 + i * step
         ev = {
             "event_id": f"req_{i:010d}",
@@ -140,7 +141,7 @@ def rss_bytes() -> int:
 
 def state_per_tenant(tenants: int, per_tenant: int) -> dict[str, float]:
     """Run ``tenants * per_tenant`` events (all tenants stay active: open windows + learned state)."""
-    lines = make_events(tenants * per_tenant, tenants, "fp", seed=3, span_hours=0.5)
+    lines = make_events(tenants * per_tenant, tenants, "fp", seed=3, span_hours=0.5, round_robin=True)
     path = write_file(lines)
     try:
         lines = read_lines(path)
