@@ -9,13 +9,11 @@ cluster windows. Output order is deterministic for a given input order.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from detectors.cluster import ClusterDetector
 from detectors.common import DetectorConfig
-from detectors.tenant import TenantDetector
+from detectors.stages import ClusterStage, TenantStage
 
 __all__ = ["Engine"]
 
@@ -27,29 +25,25 @@ class Engine:
 
     ``process(event) -> alerts``, ``apply_feedback(record) -> alerts``, ``finish() -> alerts``;
     ``on_window(tenant_id, window_start, window_end, score, signals)`` is called for every closed tenant window.
+    The stages and their clocks are the ones the Kafka workers and replay run (``detectors.stages``).
     """
 
     def __init__(self, config: DetectorConfig | None = None, on_window: WindowCallback | None = None) -> None:
         self.config = config or DetectorConfig()
-        self.tenants = TenantDetector(self.config, on_window=on_window)
-        self.clusters = ClusterDetector(self.config)
-        self._max_ts = -math.inf
-        self._tick = self.config.window_seconds / 5.0
-        self._next_advance = -math.inf
+        self.tenant_stage = TenantStage(self.config, on_window=on_window)
+        self.cluster_stage = ClusterStage(self.config)
+        self.tenants = self.tenant_stage.detector
+        self.clusters = self.cluster_stage.detector
 
     def process(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         """Feed one decoded event (``schemas.EventCodec`` output); returns the alerts it triggers."""
-        tenants = self.tenants
-        alerts = tenants.process(event)
-        if tenants._summaries:
+        stage = self.tenant_stage
+        advanced = stage.advanced_to
+        alerts = stage.process(event)
+        if self.tenants._summaries:
             self._feed()
-        ts = tenants.last_ts  # effective event time: a quarantined far-future timestamp does not count
-        if ts > self._max_ts:
-            self._max_ts = ts
-            wm = ts - self.config.allowed_lateness
-            if wm >= self._next_advance:
-                self._next_advance = wm + self._tick
-                alerts += self.advance(wm)
+        if stage.advanced_to != advanced:
+            alerts += self.clusters.advance(stage.advanced_to)
         return alerts
 
     def process_many(self, events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -60,7 +54,7 @@ class Engine:
 
     def advance(self, watermark_ts: float) -> list[dict[str, Any]]:
         """Move both stages to ``watermark_ts`` (closes quiet tenants' windows, then cluster windows)."""
-        alerts = self.tenants.advance(watermark_ts)
+        alerts = self.tenant_stage.advance(watermark_ts)
         self._feed()
         alerts += self.clusters.advance(watermark_ts)
         return alerts

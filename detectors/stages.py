@@ -30,6 +30,7 @@ class TenantStage:
         self.dirty: set[str] = set()  # tenants changed since the last checkpoint (drain_dirty)
         self._track_changes()
         self.max_ts = -math.inf
+        self.advanced_to = -math.inf  # the last watermark this stage advanced its tenants to
         self._tick = self.config.window_seconds / 5.0
         self._next_advance = -math.inf
 
@@ -78,19 +79,18 @@ class TenantStage:
         det = self.detector
         alerts = det.process(event)
         self.dirty.add(event["tenant_id"])
-        ts = event["ts"]
-        st = det._tenants.get(event["tenant_id"])
-        if st is not None and ts > st.max_ts:  # a quarantined far-future timestamp: use the tenant's clock
-            ts = st.max_ts
+        ts = det.last_ts  # effective event time: a quarantined far-future timestamp does not count
         if ts > self.max_ts:
             self.max_ts = ts
             wm = ts - self.config.allowed_lateness
             if wm >= self._next_advance:
                 self._next_advance = wm + self._tick
+                self.advanced_to = wm
                 alerts += det.advance(wm)
         return alerts
 
     def advance(self, watermark_ts: float) -> list[Alert]:
+        self.advanced_to = max(self.advanced_to, watermark_ts)
         return self.detector.advance(watermark_ts)
 
     def drain_summaries(self) -> list[KeySummary]:
