@@ -168,7 +168,7 @@ def coding_session(sim: Simulation, t: Tenant, ts: float, pick: Callable[[float]
 
 
 def rag_session(sim: Simulation, t: Tenant, ts: float, pick: Callable[[float], str]) -> list[Req]:
-    rng, p = t.rng, t.params
+    rng = t.rng
     account = rng.choice(t.accounts)
     sid = f"s_{hexid(rng, 48)}"
     model = pick(ts)

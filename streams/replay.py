@@ -662,7 +662,6 @@ class Replay:
     # -- main loop
     def run(self, consumer: Any) -> str:
         self._t0 = time.monotonic()
-        plan = self.plan
         if self.dead_letter_path is not None:
             pos = self._dl_resume_pos
             if pos is None:

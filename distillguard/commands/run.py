@@ -26,31 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-reasons", type=int, default=3, help="reasons shown per alert line")
 
 
-def _fmt_value(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    s = str(v)
-    return s if len(s) <= 24 else s[:21] + "..."
-
-
-def alert_line(alert: dict[str, Any], max_reasons: int = 3) -> str:
-    """One readable line: event time, severity, kind/status, tenant(s), top reasons (signal names and numbers only)."""
-    when = str(alert.get("detected_at", ""))[:19].replace("T", " ")
-    if alert.get("kind") == "cluster":
-        members = alert.get("tenant_ids") or []
-        who = f"{alert.get('cluster_id', '')} {len(members)} tenants: " + ",".join(members[:4]) + (
-            ",…" if len(members) > 4 else "")
-    else:
-        who = f"tenant {alert.get('tenant_id')}"
-    reasons = sorted(alert.get("reasons") or [], key=lambda r: -float(r.get("weight") or 0))[:max_reasons]
-    why = "; ".join(f"{r.get('signal')}={_fmt_value(r.get('value'))} (base {_fmt_value(r.get('baseline'))})"
-                    for r in reasons)
-    return (f"{when}  {str(alert.get('severity', '')).upper():8s} {alert.get('kind', ''):7s} {alert.get('status', ''):8s}"
-            f" score={float(alert.get('score', 0)):.2f}  {who}  | {why}")
-
-
 def run(args: argparse.Namespace) -> int:
     from distillguard.commands.evaluate import evaluate
+    from distillguard.render import alert_line
     from evaluation.report import _fmt_dur
 
     args.events = args.labels = args.alerts = None
