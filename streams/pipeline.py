@@ -45,7 +45,7 @@ from streams import metrics
 from streams.ingest import make_codec
 
 log = get_logger(__name__)
-SUMMARY_BATCH = 500
+SUMMARY_BATCH = 100  # summaries a message (~2.5 KB each): well below Kafka's 1 MB message limit
 CHECKPOINT_KEY = b"__checkpoint__"  # per partition: covered offset and stage metadata
 
 
@@ -114,12 +114,15 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         """
         rt.summaries.extend(rt.stage.drain_summaries())
         wm = rt.stage.watermark
-        if wm >= rt.last_marker + config.window_seconds / 5.0 or len(rt.summaries) >= SUMMARY_BATCH:
-            batch = {"type": "batch", "partition": rt.partition, "summaries": rt.summaries}
-            if wm >= rt.last_marker + config.window_seconds / 5.0:
-                rt.last_marker = batch["watermark"] = wm
-            await summaries_topic.send(key=b"s", value=orjson.dumps(batch))
-            rt.summaries = []
+        tick_due = wm >= rt.last_marker + config.window_seconds / 5.0
+        if tick_due or len(rt.summaries) >= SUMMARY_BATCH:
+            pending, rt.summaries = rt.summaries, []
+            chunks = [pending[i:i + SUMMARY_BATCH] for i in range(0, len(pending), SUMMARY_BATCH)] or [[]]
+            for i, chunk in enumerate(chunks):
+                batch: dict[str, Any] = {"type": "batch", "partition": rt.partition, "summaries": chunk}
+                if tick_due and i == len(chunks) - 1:  # the watermark travels after every summary it covers
+                    rt.last_marker = batch["watermark"] = wm
+                await summaries_topic.send(key=b"s", value=orjson.dumps(batch))
 
     async def checkpoint(rt: PartitionRuntime, stream: faust.StreamT, offset: int) -> None:
         """Write changed tenants' snapshots and the covered offset, then ack the events they cover."""
