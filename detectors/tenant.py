@@ -200,6 +200,9 @@ class TenantDetector:
     def __len__(self) -> int:
         return len(self._tenants)
 
+    def __contains__(self, tenant_id: object) -> bool:
+        return tenant_id in self._tenants
+
     @property
     def tenant_ids(self) -> list[str]:
         return list(self._tenants)

@@ -97,6 +97,15 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             log.info("partition_started", partition=partition, checkpointed_offset=rt.checkpointed_offset)
         return rt
 
+    def load_tenant(rt: PartitionRuntime, tid: str) -> Any:
+        """The partition's detector, with ``tid`` restored from its last checkpoint if not in memory yet."""
+        det = rt.stage.detector
+        if tid not in det:
+            snap = state.get(tid.encode())
+            if snap is not None:
+                det.restore(tid, snap)
+        return det
+
     async def publish(alerts: list[dict[str, Any]], source: dict[str, Any] | None = None) -> None:
         """Send alerts; ``source`` (topic/partition/offset of the input that triggered them) goes to metadata."""
         for alert in alerts:
@@ -128,7 +137,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         """Write changed tenants' snapshots and the covered offset, then ack the events they cover."""
         det = rt.stage.detector
         for tid in sorted(rt.stage.drain_dirty()):
-            if tid in det._tenants:
+            if tid in det:
                 state[tid.encode()] = det.snapshot(tid)
         state[checkpoint_key(rt.partition)] = orjson.dumps({"offset": offset, "meta": rt.stage.meta()})
         rt.checkpointed_offset = offset
@@ -159,12 +168,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                 metrics.DLQ.labels(reason=metrics.reason_label(exc.field, exc.reason)).inc()
             else:
                 valid.inc()
-                tid = ev["tenant_id"]
-                det = rt.stage.detector
-                if tid not in det._tenants:
-                    snap = state.get(tid.encode())
-                    if snap is not None:
-                        det.restore(tid, snap)
+                load_tenant(rt, ev["tenant_id"])
                 alerts = rt.stage.process(ev)
                 await publish(alerts, {"source_topic": msg.topic, "source_partition": msg.partition,
                                        "source_offset": msg.offset})
@@ -174,7 +178,6 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             if (len(rt.pending) >= settings.checkpoint_events
                     or time.monotonic() - rt.last_checkpoint >= settings.checkpoint_seconds):
                 await checkpoint(rt, manual, msg.offset)
-            metrics.TENANTS.set(sum(len(r.stage.detector) for r in runtimes.values()))
 
     @app.agent(feedback_topic, name="distillguard.feedback-rekey")
     async def rekey_feedback(stream: faust.StreamT) -> None:
@@ -198,13 +201,9 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             record = orjson.loads(event.value)
             rt = runtime(event.message.partition)
             tid = record["tenant_id"]
-            det = rt.stage.detector
-            if tid not in det._tenants:
-                snap = state.get(tid.encode())
-                if snap is not None:
-                    det.restore(tid, snap)
+            det = load_tenant(rt, tid)
             alerts = det.apply_feedback(record)
-            if tid in det._tenants:
+            if tid in det:
                 state[tid.encode()] = det.snapshot(tid)  # a verdict is checkpointed at once
             log.info("feedback_applied", label=record.get("label"), alert_id=record.get("alert_id"))
             await publish(alerts)
@@ -232,7 +231,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
 
     @app.timer(interval=5.0)
     async def report_progress() -> None:
-        """Consumer lag per owned events partition and the age of the oldest un-checkpointed work."""
+        """Consumer lag per owned partition, age of the oldest un-checkpointed work, tenants in memory."""
         now = time.monotonic()
         for p, rt in list(runtimes.items()):
             tp = next((t for t in app.consumer.assignment() if t.topic == settings.events_topic and t.partition == p), None)
@@ -240,6 +239,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                 metrics.LAG.labels(partition=str(p)).set(max(0, app.consumer.highwater(tp) - rt.last_offset - 1))
         pending = [now - rt.last_checkpoint for rt in runtimes.values() if rt.pending]
         metrics.CHECKPOINT_AGE.set(max(pending) if pending else 0.0)
+        metrics.TENANTS.set(sum(len(rt.stage.detector) for rt in runtimes.values()))
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:

@@ -277,7 +277,7 @@ def write_state_file(path: str | Path, stages: Iterable[TenantStage], model_firs
         f.write(orjson.dumps({"model_first_seen": dict(sorted(model_first_seen.items()))}) + b"\n")
         for stage in stages:
             det = stage.detector
-            for tid in sorted(det._tenants):
+            for tid in sorted(det.tenant_ids):
                 f.write(orjson.dumps({"tenant_id": tid, "snapshot": base64.b64encode(det.snapshot(tid)).decode()})
                         + b"\n")
                 n += 1
@@ -569,7 +569,7 @@ class Replay:
         det = stage.detector
         cache = self._snap_cache[p]
         for tid in stage.drain_dirty():
-            if tid in det._tenants:
+            if tid in det:
                 cache[tid] = base64.b64encode(det.snapshot(tid)).decode()
             else:
                 cache.pop(tid, None)
