@@ -221,7 +221,7 @@ def test_evaluate_cli_scores_an_alerts_file(tmp_path):
 
 
 def test_alert_line_shows_numbers_not_text():
-    from distillguard.commands.run import alert_line
+    from distillguard.render import alert_line
 
     a = alert("x", "cluster", "open", 3.0, tenants=[f"t{i}" for i in range(7)], signals=("cot", "cap", "shared_asn"))
     a["reasons"][0]["text"] = "SECRET PROMPT WORDS"
