@@ -27,29 +27,14 @@ class TenantStage:
                  model_first_seen: dict[str, float] | None = None) -> None:
         self.config = config or DetectorConfig()
         self.detector = TenantDetector(self.config, on_window=on_window, model_first_seen=model_first_seen)
-        self.dirty: set[str] = set()  # tenants changed since the last checkpoint (drain_dirty)
-        self._track_changes()
         self.max_ts = -math.inf
         self.advanced_to = -math.inf  # the last watermark this stage advanced its tenants to
         self._tick = self.config.window_seconds / 5.0
         self._next_advance = -math.inf
 
-    def _track_changes(self) -> None:
-        """Record every tenant whose state a window close or a resolution changes."""
-        det = self.detector
-        for name in ("_close_until", "_maybe_resolve", "_feedback_state"):
-            original = getattr(det, name)
-
-            def tracked(st: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
-                self.dirty.add(st.tid)
-                return _original(st, *args, **kwargs)
-
-            setattr(det, name, tracked)
-
     def drain_dirty(self) -> set[str]:
         """Tenants changed since the last call (what a checkpoint must write)."""
-        d, self.dirty = self.dirty, set()
-        return d
+        return self.detector.drain_changed()
 
     def meta(self) -> dict[str, Any]:
         """Stage-level state that is not any one tenant's (checkpointed beside the tenant snapshots)."""
@@ -78,7 +63,6 @@ class TenantStage:
         """Feed one decoded event; returns tenant alerts (key summaries wait in :meth:`drain_summaries`)."""
         det = self.detector
         alerts = det.process(event)
-        self.dirty.add(event["tenant_id"])
         ts = det.last_ts  # effective event time: a quarantined far-future timestamp does not count
         if ts > self.max_ts:
             self.max_ts = ts

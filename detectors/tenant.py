@@ -138,6 +138,7 @@ class TenantDetector:
         self._summaries: list[KeySummary] = []
         self._incidents: set[str] = set()  # tenants with an open incident (for quiet-period resolution)
         self._pending_feedback: dict[str, list[dict[str, Any]]] = {}
+        self.changed: set[str] = set()  # tenants whose state changed since drain_changed(): what a checkpoint writes
         self.model_first_seen = model_first_seen if model_first_seen is not None else {}
         self.stream_start = math.inf  # earliest event time seen (models present from the start are not "new")
         self._clock = -math.inf  # latest watermark passed to advance() (reference for a brand-new tenant)
@@ -211,6 +212,7 @@ class TenantDetector:
     def process(self, ev: dict[str, Any]) -> list[dict[str, Any]]:
         """Aggregate one decoded event into its tenant's window; returns alerts of windows this closes."""
         tid = ev["tenant_id"]
+        self.changed.add(tid)
         ts = ev["ts"]
         st = self._tenants.get(tid)
         if st is None:
@@ -424,6 +426,7 @@ class TenantDetector:
 
     # ------------------------------------------------------------------ window close
     def _close_until(self, st: _Tenant, wm: float) -> list[dict[str, Any]]:
+        self.changed.add(st.tid)
         out: list[dict[str, Any]] = []
         W = self._W
         for ws in sorted(st.wins):
@@ -576,6 +579,7 @@ class TenantDetector:
 
     def _resolve(self, st: _Tenant, reason: dict[str, Any] | None = None,
                  at: float | None = None) -> list[dict[str, Any]]:
+        self.changed.add(st.tid)
         c = self.config
         t = st.inc_last_susp + c.quiet_period if at is None else at
         rs = [reason or {"signal": "quiet_period", "value": c.quiet_period, "baseline": None, "weight": 0.0,
@@ -653,6 +657,11 @@ class TenantDetector:
                 out += self._resolve(st)
         return out
 
+    def drain_changed(self) -> set[str]:
+        """Tenants whose state changed since the last call (events, window closes, resolutions, verdicts, restores)."""
+        changed, self.changed = self.changed, set()
+        return changed
+
     def drain_summaries(self) -> list[KeySummary]:
         """Hand over the :class:`KeySummary` records produced since the last call."""
         s, self._summaries = self._summaries, []
@@ -679,6 +688,7 @@ class TenantDetector:
         return self._feedback_state(st, record)
 
     def _feedback_state(self, st: _Tenant, record: dict[str, Any]) -> list[dict[str, Any]]:
+        self.changed.add(st.tid)
         label = record.get("label")
         if label == "true_positive":
             st.flagged = True
@@ -728,6 +738,7 @@ class TenantDetector:
             raise ValueError(f"unsupported tenant snapshot version {version} (this build reads {_SNAP_VERSION})")
         d = orjson.loads(data[5:])
         st = self._new_tenant(tenant_id, d["first_ts"])
+        self.changed.add(tenant_id)
         for k in ("max_ts", "pending_future", "topics_mask", "hours_day", "ring_i", "bloom_n", "recent", "n_active", "drift_at",
                   "run_start", "low_run", "inc_start", "inc_seq", "inc_sev", "inc_score", "inc_events",
                   "inc_reported", "inc_first_seen", "inc_last_susp", "inc_evidence", "inc_pattern", "last_pattern",

@@ -561,7 +561,6 @@ class Replay:
             p = partition_for(tid, self.plan.num_partitions)
             if p in self.stages:
                 self.stages[p].detector.restore(tid, tenants[tid])
-                self.stages[p].dirty.add(tid)
                 self.seeded_tenants += 1
 
     def _stage_doc(self, p: int) -> dict[str, Any]:
