@@ -94,51 +94,49 @@ def model_picker(sim: Simulation, t: Tenant) -> Callable[[float], str]:
 
 
 # --- sessions -------------------------------------------------------------------------------------------------------
+def _conversation(t: Tenant, ts: float, account: str, sid: str, model: str, turns: int, history: int,
+                  prompt: Callable[[int], Any], out_median: float, out_spread: float,
+                  pause: tuple[float, float]) -> list[Req]:
+    """The turns of one human conversation: growing context, cached history, human pauses between turns."""
+    rng, p = t.rng, t.params
+    out: list[Req] = []
+    for k in range(turns):
+        pr = prompt(k)
+        n_in = history + T.tokens_for(pr.text, pr.lang)
+        n_out, stop = completion(rng, out_median, out_spread, p["max_tokens"])
+        extra: dict[str, Any] = {"endpoint": "messages", "max_tokens": p["max_tokens"], "temperature": p["temperature"],
+                                 "stop_reason": stop, "status_code": status(rng),
+                                 "latency_ms": int(300 + n_out * rng.uniform(8, 20)), "session_id": sid, "turn_index": k}
+        if k > 0:
+            extra["cached_input_tokens"] = int(history * 0.9)
+        out.append(Req(ts, account, model, pr, n_in, n_out, extra))
+        history = n_in + n_out
+        ts += extra["latency_ms"] / 1000 + rng.uniform(*pause)
+    return out
+
+
 def chat_session(sim: Simulation, t: Tenant, ts: float, pick: Callable[[float], str]) -> list[Req]:
     rng, p = t.rng, t.params
     account = rng.choice(p.get("chat_accounts", t.accounts))
     sid = f"s_{hexid(rng, 48)}"
     turns = 1 + min(int(rng.expovariate(1 / p.get("mean_extra_turns", 2.0))), 14)
     model = pick(ts)
-    out: list[Req] = []
     history = rng.randint(150, 600)  # system prompt
-    for k in range(turns):
-        pr = T.chat(rng, t.lang if rng.random() < 0.9 else "en", k)
-        n_in = history + T.tokens_for(pr.text, pr.lang)
-        n_out, stop = completion(rng, p.get("out_median", 220), 0.7, p["max_tokens"])
-        extra: dict[str, Any] = {"endpoint": "messages", "max_tokens": p["max_tokens"], "temperature": p["temperature"],
-                                 "stop_reason": stop, "status_code": status(rng),
-                                 "latency_ms": int(300 + n_out * rng.uniform(8, 20)), "session_id": sid, "turn_index": k}
-        if k > 0:
-            extra["cached_input_tokens"] = int(history * 0.9)
-        out.append(Req(ts, account, model, pr, n_in, n_out, extra))
-        history = n_in + n_out
-        ts += extra["latency_ms"] / 1000 + rng.uniform(12, 150)
-    return out
+    return _conversation(t, ts, account, sid, model, turns, history,
+                         lambda k: T.chat(rng, t.lang if rng.random() < 0.9 else "en", k),
+                         p.get("out_median", 220), 0.7, (12, 150))
 
 
 def tutoring_session(sim: Simulation, t: Tenant, ts: float, pick: Callable[[float], str]) -> list[Req]:
     """A student: a step-by-step homework question, then follow-ups, at human pace."""
-    rng, p = t.rng, t.params
+    rng = t.rng
     account = rng.choice(t.accounts)
     sid = f"s_{hexid(rng, 48)}"
     turns = 1 + min(int(rng.expovariate(1 / 1.5)), 8)
     model = pick(ts)
-    out: list[Req] = []
     history = rng.randint(300, 800)
-    for k in range(turns):
-        pr = T.homework(rng, t.lang, k)
-        n_in = history + T.tokens_for(pr.text, pr.lang)
-        n_out, stop = completion(rng, 450, 0.5, p["max_tokens"])
-        extra: dict[str, Any] = {"endpoint": "messages", "max_tokens": p["max_tokens"], "temperature": p["temperature"],
-                                 "stop_reason": stop, "status_code": status(rng),
-                                 "latency_ms": int(300 + n_out * rng.uniform(8, 20)), "session_id": sid, "turn_index": k}
-        if k > 0:
-            extra["cached_input_tokens"] = int(history * 0.9)
-        out.append(Req(ts, account, model, pr, n_in, n_out, extra))
-        history = n_in + n_out
-        ts += extra["latency_ms"] / 1000 + rng.uniform(30, 240)
-    return out
+    return _conversation(t, ts, account, sid, model, turns, history, lambda k: T.homework(rng, t.lang, k),
+                         450, 0.5, (30, 240))
 
 
 def coding_session(sim: Simulation, t: Tenant, ts: float, pick: Callable[[float], str]) -> list[Req]:
