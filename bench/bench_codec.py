@@ -7,45 +7,16 @@ ratio is what to compare across machines.
 
 from __future__ import annotations
 
-import random
 import sys
 import time
+from pathlib import Path
 
 import orjson
 
 from schemas import EventCodec
 
-
-def make_events(n: int, seed: int = 1) -> list[bytes]:
-    """Metadata-only usage events of gateway-like shape (~20 fields, ~500 bytes)."""
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        ev = {
-            "event_id": f"req_{rng.getrandbits(64):016x}",
-            "timestamp": f"2026-06-25T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}.{rng.randint(0, 999):03d}Z",
-            "tenant_id": f"org_{rng.randint(0, 9999):05d}",
-            "account_id": f"acct_{rng.randint(0, 99999):06d}",
-            "model": rng.choice(["atlas-3", "atlas-3-mini", "atlas-4"]),
-            "input_tokens": rng.randint(10, 8000),
-            "output_tokens": rng.randint(1, 4000),
-            "api_key_id": f"key_{rng.randint(0, 999)}",
-            "endpoint": "messages",
-            "max_tokens": rng.choice([256, 1024, 4096]),
-            "temperature": rng.choice([0, 0.7, 1.0]),
-            "status_code": 200,
-            "stop_reason": rng.choice(["end_turn", "max_tokens", "tool_use"]),
-            "latency_ms": rng.randint(100, 30000),
-            "session_id": f"s_{rng.randint(0, 10**6)}" if rng.random() < 0.5 else None,
-            "turn_index": rng.randint(0, 10),
-            "prompt_fingerprint": f"{rng.getrandbits(64):016x}",
-            "prompt_chars": rng.randint(10, 20000),
-            "asn": rng.randint(1, 60000),
-            "country": rng.choice(["US", "DE", "SG", "BR"]),
-            "user_agent": "atlas-python/1.4.2",
-        }
-        out.append(orjson.dumps(ev))
-    return out
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_engine import make_events  # noqa: E402  (the same gateway-shaped events as the engine benchmark)
 
 
 def rate(fn, lines: list[bytes], repeats: int = 3) -> float:
@@ -61,7 +32,7 @@ def rate(fn, lines: list[bytes], repeats: int = 3) -> float:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
-    lines = make_events(n)
+    lines = make_events(n, tenants=2000, mode="fp")  # with gateway fingerprint/template/topic: ~21 fields
     codec = EventCodec()
     bare = rate(orjson.loads, lines)
     ours = rate(codec.decode, lines)
