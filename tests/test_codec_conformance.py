@@ -158,3 +158,47 @@ def test_schema_with_unsupported_keyword_is_refused():
     bad = {"required": [], "properties": {"x": {"type": ["string", "null"], "format": "email"}}}
     with pytest.raises(ValueError, match="format"):
         _compile_decoder(bad)
+
+
+def _slow(obj: object):
+    """The compiled checker alone (the path that words dead-letter reasons)."""
+    try:
+        return CODEC.decode_obj(orjson.loads(orjson.dumps(obj)))
+    except DecodeError as exc:
+        return ("rejected", exc.reason)
+
+
+def test_fast_byte_path_returns_exactly_what_the_checker_returns():
+    """``decode(bytes)`` tries msgspec first; on every corpus case it must equal the checker's verdict and output."""
+    for obj in corpus(3000, seed=7) + [valid_event(random.Random(i)) for i in range(500)]:
+        raw = orjson.dumps(obj)
+        try:
+            got = CODEC.decode(raw)
+        except DecodeError as exc:
+            got = ("rejected", exc.reason)
+        want = _slow(obj)
+        assert got == want, (obj, got, want)
+        if isinstance(got, dict):
+            assert list(got) == list(want), "same key order (serialised alerts and snapshots stay byte-identical)"
+            assert all(type(got[k]) is type(want[k]) for k in got), (got, want)
+    # valid gateway-shaped events (integers as integers) never need the checker
+    fast = 0
+    for i in range(300):
+        ev = {k: int(v) if type(v) is float and PROPS[k]["type"] in ("integer", ["integer", "null"]) else v
+              for k, v in valid_event(random.Random(i)).items()}
+        if isinstance(_slow(ev), dict):
+            CODEC._fast(orjson.dumps(ev))
+            fast += 1
+    assert fast > 100
+
+
+@settings(max_examples=300, deadline=None)
+@given(field=st.sampled_from(sorted(PROPS)), value=json_scalars, seed=st.integers(0, 10**6))
+def test_fast_byte_path_agrees_with_checker_for_any_single_field_value(field, value, seed):
+    ev = valid_event(random.Random(seed))
+    ev[field] = value
+    try:
+        got = CODEC.decode(orjson.dumps(ev))
+    except DecodeError as exc:
+        got = ("rejected", exc.reason)
+    assert got == _slow(ev)
