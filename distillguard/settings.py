@@ -11,10 +11,11 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 ENV_PREFIX = "DISTILLGUARD_"
+ALERT_FORMATS = ("contract", "ocsf", "ecs")  # alert_formats values (docs/SIEM.md)
 
 
 class Settings(BaseSettings):
@@ -39,6 +40,9 @@ class Settings(BaseSettings):
     dlq_topic: str = "llm.usage.dlq"
     alerts_topic: str = "extraction.alerts"
     feedback_topic: str = "extraction.feedback"
+    alert_formats: str = Field("contract", description="alert formats to publish, comma-separated: contract, ocsf, ecs (docs/SIEM.md); feedback and `alerts tail` use the contract topic")
+    ocsf_topic: str = Field("extraction.alerts.ocsf", description="OCSF Detection Finding documents, when alert_formats has ocsf")
+    ecs_topic: str = Field("extraction.alerts.ecs", description="ECS alert documents, when alert_formats has ecs")
     partitions: int = Field(6, ge=1)
     replication_factor: int = Field(1, ge=1)
 
@@ -76,6 +80,20 @@ class Settings(BaseSettings):
                 raise FileNotFoundError(f"{ENV_PREFIX}CONFIG names {path!r}, which is not a readable file")
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
+
+    @field_validator("alert_formats")
+    @classmethod
+    def _known_formats(cls, value: str) -> str:
+        names = [n.strip().lower() for n in value.split(",") if n.strip()]
+        unknown = sorted(set(names) - set(ALERT_FORMATS))
+        if not names or unknown:
+            raise ValueError(f"alert_formats must name some of {', '.join(ALERT_FORMATS)} (got {value!r})")
+        return ",".join(n for n in ALERT_FORMATS if n in names)
+
+    def alert_format_topics(self) -> dict[str, str]:
+        """``{format: topic}`` of the enabled alert formats, contract first."""
+        topics = {"contract": self.alerts_topic, "ocsf": self.ocsf_topic, "ecs": self.ecs_topic}
+        return {f: topics[f] for f in self.alert_formats.split(",")}
 
     def sasl_secret(self) -> str | None:
         """The SASL password, from the setting or from ``sasl_password_file``."""

@@ -26,6 +26,7 @@ def public_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.dlq_topic, p, {}),
         TopicSpec(settings.alerts_topic, p, {}),
         TopicSpec(settings.feedback_topic, p, {}),
+        *(TopicSpec(t, p, {}) for f, t in settings.alert_format_topics().items() if f != "contract"),
     ]
 
 

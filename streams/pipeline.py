@@ -41,6 +41,7 @@ from distillguard.logs import get_logger
 from distillguard.settings import Settings
 from schemas import DecodeError
 from schemas.dead_letter import dead_letter_record
+from schemas.formats import ALERT_MAPPERS
 from streams import metrics
 from streams.ingest import make_codec
 
@@ -72,6 +73,8 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
     events_topic = app.topic(settings.events_topic, partitions=parts, **raw)
     dlq_topic = app.topic(settings.dlq_topic, partitions=parts, **raw)
     alerts_topic = app.topic(settings.alerts_topic, partitions=parts, **raw)
+    format_topics = [(ALERT_MAPPERS[f], alerts_topic if f == "contract" else app.topic(t, partitions=parts, **raw))
+                     for f, t in settings.alert_format_topics().items()]  # alert_formats (docs/SIEM.md)
     feedback_topic = app.topic(settings.feedback_topic, partitions=parts, **raw)
     by_tenant = app.topic(f"{settings.app_id}-feedback-by-tenant", partitions=parts, internal=True, **raw)
     summaries_topic = app.topic(f"{settings.app_id}-cluster-summaries", partitions=1, internal=True, **raw)
@@ -112,7 +115,8 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             if source:
                 alert["metadata"] = source
             subject = alert.get("tenant_id") or alert.get("cluster_id") or alert["alert_id"]
-            await alerts_topic.send(key=subject.encode(), value=orjson.dumps(alert))
+            for mapper, topic in format_topics:  # each enabled format, same key as the contract alert
+                await topic.send(key=subject.encode(), value=orjson.dumps(mapper(alert)))
             metrics.ALERTS.labels(kind=alert["kind"], severity=alert["severity"], status=alert["status"]).inc()
 
     async def forward_summaries(rt: PartitionRuntime) -> None:
