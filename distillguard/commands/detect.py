@@ -5,7 +5,8 @@ with exactly the detection logic of the Kafka workers (``detectors.Engine``). Li
 events go to ``--dead-letter`` as records per ``schemas/dead_letter.schema.json`` (reason, line number,
 raw bytes without prompt text) and processing goes on. ``--feedback`` applies analyst verdicts
 (``schemas/feedback.schema.json``) as soon as the alert they name is emitted (alert ids are
-deterministic, so verdicts on a previous run's alerts apply to a re-run). Exit status: 0, or 2 when
+deterministic, so verdicts on a previous run's alerts apply to a re-run). ``--format ocsf|ecs`` writes
+each alert as an OCSF Detection Finding or an ECS document instead (docs/SIEM.md). Exit status: 0, or 2 when
 the input (or an output file) cannot be opened or read.
 """
 
@@ -32,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window-seconds", type=float, help="tenant window length (default 300)")
     parser.add_argument("--allowed-lateness", type=float, help="watermark lateness in seconds (default 120)")
     parser.add_argument("--no-progress", action="store_true", help="never show the progress bar")
+    parser.add_argument("--format", choices=("contract", "ocsf", "ecs"), default="contract",
+                        help="alert document format: the contract alert (default), an OCSF Detection Finding or an "
+                             "ECS document, for SIEM file imports (docs/SIEM.md)")
 
 
 def _open_in(path: str, stack: ExitStack) -> IO[bytes]:
@@ -73,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from distillguard.settings import load_settings
     from schemas import DecodeError, EventCodec
     from schemas.dead_letter import dead_letter_record
+    from schemas.formats import ALERT_MAPPERS
 
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
@@ -124,10 +129,11 @@ def run(args: argparse.Namespace) -> int:
 
         write = fout.write
         dumps = orjson.dumps
+        render = ALERT_MAPPERS[args.format]
 
         def emit(alerts: list[dict[str, Any]]) -> None:
             for a in alerts:
-                write(dumps(a) + b"\n")
+                write(dumps(render(a)) + b"\n")
                 counts["alerts"] += 1
                 if a["status"] == "open":
                     counts["open"] += 1
