@@ -80,7 +80,7 @@ def test_dockerfile_runs_the_cli_and_exposes_the_web_port():
     health = " ".join(rest for word, rest in rows if word == "HEALTHCHECK")
     assert f"127.0.0.1:{port}/healthz" in health
     copied = {shlex.split(rest)[0] for word, rest in rows if word == "COPY" and not rest.startswith("--")}
-    for package in ("distillguard", "streams", "detectors", "schemas"):
+    for package in ("distillguard", "streams", "detectors", "delivery", "schemas"):
         assert package in copied and (REPO / package / "__init__.py").exists()
     env = " ".join(rest for word, rest in rows if word == "ENV")
     for key in re.findall(r"(DISTILLGUARD_\w+)=", env):
