@@ -39,8 +39,13 @@ def main(argv: list[str] | None = None) -> int:
         import os
 
         os.environ["DISTILLGUARD_CONFIG"] = args.config
+    from streams.clients import BrokerConnectError
+
     try:
         return int(args._run(args) or 0)
+    except BrokerConnectError as exc:  # wrong credentials, TLS or address: say so, no traceback
+        print(f"distillguard {args.command}: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -36,6 +36,10 @@
 #   DG_KAFKA_EXTRA_PROPERTIES  path of a properties file appended verbatim to the generated
 #                              server.properties (keystores, sasl.enabled.mechanisms,
 #                              listener.name.sasl_ssl.*.sasl.jaas.config, ...).
+#   DG_KAFKA_FORMAT_ARGS       extra arguments for the storage format (first start only),
+#                              word-split, e.g. SCRAM users:
+#                              "--add-scram SCRAM-SHA-512=[name=alice,password=...]"
+#                              (no spaces inside one argument).
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -54,6 +58,7 @@ DG_KAFKA_PYTHON="${DG_KAFKA_PYTHON:-python3}"
 DG_KAFKA_MVN="${DG_KAFKA_MVN:-mvn}"
 DG_KAFKA_EXTRA_LISTENERS="${DG_KAFKA_EXTRA_LISTENERS:-}"
 DG_KAFKA_EXTRA_PROPERTIES="${DG_KAFKA_EXTRA_PROPERTIES:-}"
+DG_KAFKA_FORMAT_ARGS="${DG_KAFKA_FORMAT_ARGS:-}"
 
 HOST=127.0.0.1
 LIBS_DIR="$DG_KAFKA_CACHE/libs"
@@ -256,9 +261,11 @@ format_storage() {
     cid="$(random_cluster_id)"
     cls="$(cat "$STORAGE_TOOL_FILE")"
     log "formatting $DATA_DIR (cluster id $cid)"
+    local extra=()
+    read -r -a extra <<<"$DG_KAFKA_FORMAT_ARGS" # split on spaces, no globbing ([...] is literal)
     if ! "$JAVA_BIN" -Xmx256m "-Dlog4j2.configurationFile=$KAFKA_CONF_DIR/tools-log4j2.xml" \
         -cp "$(classpath)" "$cls" format -t "$cid" -c "$SERVER_PROPS" --ignore-formatted \
-        >"$LOG_DIR/format.out" 2>&1; then
+        ${extra[@]+"${extra[@]}"} >"$LOG_DIR/format.out" 2>&1; then
         cat "$LOG_DIR/format.out" >&2 || true
         die "formatting the storage failed"
     fi

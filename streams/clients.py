@@ -64,3 +64,56 @@ def faust_broker_config(settings: Settings) -> dict[str, Any]:
     elif ctx is not None:
         cfg["broker_credentials"] = faust.SSLCredentials(ctx)
     return cfg
+
+
+class BrokerConnectError(RuntimeError):
+    """The broker cannot be reached or refuses the credentials; the message names no secret."""
+
+
+class BrokerAuthError(BrokerConnectError):
+    """The broker answered but refused the credentials, the mechanism or the TLS handshake: retrying won't help."""
+
+
+def preflight(settings: Settings, timeout: float = 15.0) -> None:
+    """Open one authenticated connection to a bootstrap server, or raise :class:`BrokerConnectError`.
+
+    Why: kafka-python retries a failed SASL login until its bootstrap timeout and then reports only
+    "Unable to bootstrap", and a Faust worker retries forever; a wrong password should instead stop a
+    command at once with a message that says what failed (never the password itself).
+    """
+    import asyncio
+
+    from aiokafka import errors
+    from aiokafka.conn import create_conn
+
+    cfg = kafka_python_config(settings)
+    servers = cfg.pop("bootstrap_servers")
+    who = f"user {settings.sasl_username!r} ({cfg.get('sasl_mechanism')})" if "sasl_mechanism" in cfg else ""
+
+    async def attempt(hostport: str) -> None:
+        host, _, port = hostport.strip().rpartition(":")
+        conn = await asyncio.wait_for(create_conn(host, int(port), client_id="distillguard-preflight",
+                                                  request_timeout_ms=int(timeout * 1000), **cfg), timeout)
+        conn.close()
+
+    failures = []
+    for hostport in servers:
+        try:
+            asyncio.run(attempt(hostport))
+            return
+        except errors.SaslAuthenticationFailed as exc:
+            raise BrokerAuthError(f"SASL authentication failed for {who} at {hostport.strip()}: "
+                                  f"{_first_line(exc)}") from None
+        except errors.UnsupportedSaslMechanismError as exc:
+            raise BrokerAuthError(f"the broker at {hostport.strip()} does not offer "
+                                  f"{cfg.get('sasl_mechanism')}: {_first_line(exc)}") from None
+        except ssl.SSLError as exc:
+            raise BrokerAuthError(f"TLS handshake with {hostport.strip()} failed: {exc.reason or exc}") from None
+        except (OSError, TimeoutError, errors.KafkaError) as exc:
+            failures.append(f"{hostport.strip()}: {_first_line(exc) or type(exc).__name__}")
+    raise BrokerConnectError(f"cannot connect to Kafka over {settings.security_protocol} "
+                             f"({'; '.join(failures)})")
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else ""

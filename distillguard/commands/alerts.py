@@ -53,9 +53,10 @@ def run(args: argparse.Namespace) -> int:
 
     from distillguard.render import alert_line
     from distillguard.settings import load_settings
-    from streams.clients import kafka_python_config
+    from streams.clients import kafka_python_config, preflight
 
     settings = load_settings()
+    preflight(settings)
     topic = args.topic or settings.alerts_topic
     consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, consumer_timeout_ms=500,
                              **kafka_python_config(settings))

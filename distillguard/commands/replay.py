@@ -92,10 +92,12 @@ def _print(obj: dict[str, Any], as_json: bool, text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from distillguard.logs import configure_logging, get_logger
     from distillguard.settings import load_settings
+    from streams.clients import preflight
     from streams.replay import ReplayError
 
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level, stream=sys.stderr)
+    preflight(settings)
     log = get_logger("distillguard.replay")
     try:
         return _run(args, settings, log)

@@ -86,8 +86,10 @@ def _to_kafka(sim: Any, rate: float | None) -> tuple[int, int]:
     from kafka import KafkaProducer
 
     from distillguard.settings import load_settings
+    from streams.clients import preflight
 
     settings = load_settings()
+    preflight(settings)
     producer = KafkaProducer(**kafka_producer_config(settings), acks="all", linger_ms=20, compression_type=None)
     sent = 0
     t0 = time.monotonic()

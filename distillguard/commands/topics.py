@@ -17,9 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from distillguard.settings import load_settings
     from streams.admin import create_topics
+    from streams.clients import preflight
 
     overrides = {"partitions": args.partitions} if args.partitions else {}
     settings = load_settings(**overrides)
+    preflight(settings)
     for name, state in create_topics(settings).items():
         print(f"{name}: {state} ({settings.partitions} partitions)")
     return 0

@@ -24,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from distillguard.logs import get_logger, logging_dict_config
     from distillguard.settings import load_settings
     from streams.app import create_app
+    from streams.clients import BrokerAuthError, BrokerConnectError, preflight
 
     overrides = {}
     if args.web_port is not None:
@@ -31,6 +32,12 @@ def run(args: argparse.Namespace) -> int:
     if args.data_dir:
         overrides["data_dir"] = args.data_dir
     settings = load_settings(**overrides)
+    try:  # a wrong password or CA stops here with a clear message, not in Faust's endless retry loop
+        preflight(settings)
+    except BrokerAuthError:
+        raise
+    except BrokerConnectError as exc:  # not up yet: Faust keeps retrying, as before
+        get_logger(__name__).warning("broker_unreachable_at_start", error=str(exc))
     app = create_app(settings)
     get_logger(__name__).info(
         "worker_starting",
