@@ -17,7 +17,8 @@ where an integer is expected, an error to explain, ...) is decoded again by
 the compiled checker, which alone words the dead-letter reason.
 
 Semantics follow JSON Schema: ``integer`` accepts a float with no fractional
-part (normalised to ``int``), booleans are never numbers, ``pattern`` is a
+part (normalised to ``int``), ``number`` is normalised to ``float`` (an
+integer beyond a double's range is refused), booleans are never numbers, ``pattern`` is a
 search (not a full match). ``null`` on an optional field means absent. Unknown
 fields are dropped. ``prompt_text`` is handed to a feature hook and dropped.
 """
@@ -129,8 +130,10 @@ def _property_code(name: str, spec: Mapping[str, Any], required: bool, consts: d
     elif kind == "integer":
         body += ["if type(v) is not int:", "    if type(v) is float and v.is_integer():", f"        obj[{name!r}] = v = int(v)",
                  "    else:", "        " + wrong]
-    elif kind == "number":
-        body += ["if type(v) is not float and type(v) is not int:", "    " + wrong]
+    elif kind == "number":  # normalised to float; an integer too large for a double is refused, not kept
+        body += ["if type(v) is not float:", "    if type(v) is not int:", "        " + wrong, "    try:",
+                 f"        obj[{name!r}] = v = float(v)", "    except OverflowError:",
+                 "        " + fail("number out of range")]
     elif kind == "boolean":
         body += ["if type(v) is not bool:", "    " + wrong]
     else:
@@ -185,17 +188,13 @@ def _fast_type(name: str, spec: Mapping[str, Any]) -> Any:
         base: Any = str
     elif kind in ("integer", "number"):
         meta = {"ge": spec.get("minimum"), "le": spec.get("maximum")}
-        base = int
+        base = int if kind == "integer" else float  # msgspec turns JSON integers into floats for ``float``
     elif kind == "boolean":
         return bool
     else:
         raise ValueError(f"schema property {name!r}: type {kind!r} is not supported")
     meta = {k: v for k, v in meta.items() if v is not None}
-    typed = Annotated[base, msgspec.Meta(**meta)] if meta else base
-    if kind == "number":  # ints stay ints (as parsed JSON would); floats with the same bounds
-        floats = Annotated[float, msgspec.Meta(**meta)] if meta else float
-        return typed | floats
-    return typed
+    return Annotated[base, msgspec.Meta(**meta)] if meta else base
 
 
 def _fast_decoder(schema: Mapping[str, Any]) -> msgspec.json.Decoder:
@@ -222,7 +221,12 @@ class EventCodec:
 
     def decode(self, raw: bytes | bytearray | memoryview | str) -> Event:
         """Validate one JSON document; raise :class:`DecodeError` naming the field and the problem."""
-        size = len(raw.encode() if isinstance(raw, str) else raw)
+        if isinstance(raw, str):
+            try:
+                raw = raw.encode()
+            except UnicodeEncodeError as exc:  # lone surrogates: not UTF-8, so not JSON
+                raise DecodeError(f"invalid JSON: not valid UTF-8 ({exc.reason})") from None
+        size = len(raw)
         if size > self.max_bytes:
             raise DecodeError(f"oversized: {size} bytes > limit {self.max_bytes}")
         try:
