@@ -1,4 +1,5 @@
-"""Attack scenarios: reasoning sweeps, tool-use extraction, hydra clusters, siphoning, probing, pivots, low-and-slow.
+"""Attack scenarios: reasoning sweeps, tool-use extraction, hydra clusters, siphoning, probing, pivots, low-and-slow,
+and an evasive swarm (many tenants, cover traffic, jittered timing, varied templates, benign-looking infrastructure).
 
 Each ``build_*`` creates the attacking tenant(s), attaches a generator and
 appends the ground truth to ``sim.attacks`` (and ``sim.clusters``). Requests
@@ -324,8 +325,96 @@ def low_and_slow(sim: Simulation, spec: AttackSpec, aid: str) -> None:
            f"random topics at temperature 0.3 spread over 6 accounts, 30% cover chat")
 
 
+# openers an evasive attacker puts in front of its prompts so that template ids (head and tail tokens) vary
+_OPENERS = ("Quick question for my {thing} project.", "I'm preparing notes for {person}.",
+            "Context: we are reviewing {thing} today.", "Hi! Hope you're well.", "For a study group in {place}:",
+            "My colleague {person} asked me this.", "Background: I work on {thing}.", "Not urgent, but curious.",
+            "Please help with homework from {place}.", "Following up on yesterday's discussion.",
+            "Here is something I could not figure out.", "Asking for a training manual.",
+            "Draft for a blog post about {thing}.", "Another one from our reading list.")
+BENIGN_LOOKING_ASNS = (7922, 3320, 2856, 16509, 9009, 212238)  # residential ISPs and clouds (proxy exits), two hosters
+COMMON_UAS = ("atlas-python/1.42.0", "atlas-typescript/0.31.1", "atlas-python/1.42.0 langchain/0.3.7")
+
+
+def _paraphrased(rng: random.Random, lang: str, topic_index: int) -> T.Prompt:
+    """An extraction prompt behind a random opener (many template ids), now and then a tool-use extraction."""
+    pr = T.tool_extraction(rng, "en") if rng.random() < 0.25 else T.extraction(rng, lang, topic_index)
+    k = rng.randrange(len(_OPENERS))
+    opener = _OPENERS[k].format(thing=rng.choice(T.V.THINGS), person=rng.choice(T.V.PEOPLE), place=rng.choice(T.V.PLACES))
+    return pr._replace(text=f"{opener} {pr.text}", key=f"{pr.key}.o{k}")
+
+
+def evasive_swarm(sim: Simulation, spec: AttackSpec, aid: str) -> None:
+    """Issue 7's adversary: extraction spread thinly over many tenants that try not to look coordinated.
+
+    Members sign up over two days (no synchronous start), send 25-200 requests a day each (lognormal, unequal
+    load) with Poisson timing in their own time zones, mix 35-60 % cover chat in, vary temperature, ``max_tokens``,
+    models, languages and prompt templates (random openers), and use common SDK strings and residential/cloud
+    ASNs. What still links them is what is expensive to rotate: a pool of 16 proxy /24 prefixes and 5 payment
+    cards shared by ~45 % of the members.
+    """
+    c = sim.config
+    start, end = _window(sim, spec, (0.35, 1.0))
+    size = int(spec.options.get("size", 60))
+    rng = random.Random(f"{c.seed}:{aid}")
+    asns = rng.sample(BENIGN_LOOKING_ASNS, 3)
+    prefix_pool = [f"p{hexid(rng, 40)}" for _ in range(16)]
+    cards = [f"pay_{hexid(rng, 48)}" for _ in range(5)]
+    members: list[Tenant] = []
+    accounts: list[str] = []
+    shared_cards: list[str] = []
+    for k in range(size):
+        share_card = rng.random() < 0.45
+        card = rng.choice(cards) if share_card else f"pay_{hexid(rng, 48)}"
+        infra = {"asns": rng.sample(asns, 2), "prefixes": rng.sample(prefix_pool, rng.randint(1, 2)),
+                 "user_agent": rng.choice(COMMON_UAS), "country": rng.choice(("US", "DE", "GB", "BR", "IN")),
+                 "payment_fingerprint": card}
+        infra["asn"] = infra["asns"][0]
+        m_start = start + rng.uniform(0, min(2 * DAY, (end - start) / 2))
+        t = sim.new_tenant("evasive_swarm", "attack", start_ts=m_start, end_ts=end, n_accounts=rng.randint(1, 3),
+                           infra=infra, prompt_mode=rng.choices(("text", "fingerprint", "metadata"), (0.4, 0.4, 0.2))[0],
+                           lang="en", tz=rng.choice((-8, -5, 0, 1, 5, 8)))
+        t.params.update(per_day=min(200.0, max(25.0, rng.lognormvariate(math.log(70), 0.6))) * c.intensity,
+                        cover=rng.uniform(0.35, 0.6), k=k, shape=rng.choice((CONSUMER, OFFICE)),
+                        model=rng.choice(("atlas-3", "atlas-3-mini")), max_tokens=rng.choice((1024, 2048)),
+                        temperature=rng.choice((0.5, 0.7, 1.0)), mean_extra_turns=rng.uniform(1.0, 2.5),
+                        x_temp=rng.choice((0.0, 0.3, 0.5, 0.7)), x_max=rng.choice((2048, 4096, 8192)),
+                        x_hit=rng.uniform(0.35, 0.55))
+        if share_card:
+            shared_cards.append(t.tenant_id)
+
+        def gen(sim: Simulation, t: Tenant) -> Iterator[list[Req]]:
+            r, p = t.rng, t.params
+            pick = model_picker(sim, t)
+            i = 0
+            for day in range(sim.config.days):
+                chunk: list[Req] = []
+                for ts in arrivals(sim, t, day, p["per_day"], p["shape"], r.uniform(0.4, 1.0)):
+                    if r.random() < p["cover"]:
+                        chunk.extend(chat_session(sim, t, ts, pick))
+                        continue
+                    pr = _paraphrased(r, _langs(r), p["k"] * 5 + r.randrange(12) + i % 3)
+                    temp = min(1.0, max(0.0, p["x_temp"] + r.uniform(-0.1, 0.1)))
+                    chunk.append(extraction_req(r, ts, r.choice(t.accounts), r.choice(("atlas-3", "atlas-3-mini")), pr,
+                                                p["x_max"], temperature=round(temp, 2), hit_max=p["x_hit"]))
+                    i += 1
+                yield chunk
+        t.gen = gen
+        members.append(t)
+        accounts.extend(t.accounts)
+    _label(sim, aid, "evasive_swarm", members, accounts, start, end,
+           f"{size} tenants signing up over 2 days, 25-200 requests/day each (unequal), 35-60% cover chat, Poisson "
+           f"timing in 6 time zones, varied temperature/max_tokens/templates, common SDK strings, residential/cloud "
+           f"ASNs; linked only by 16 proxy /24 prefixes and 5 cards shared by ~45% of members", cluster_id=aid,
+           flavour="evasive")
+    sim.clusters.append({"cluster_id": aid, "attack_id": aid, "tenants": [t.tenant_id for t in members],
+                         "accounts": accounts, "shared": {"asns": asns, "client_ip_prefixes": prefix_pool,
+                                                          "user_agent": None, "payment_fingerprints": cards,
+                                                          "tenants_on_shared_cards": shared_cards}})
+
+
 BUILDERS = {f.__name__: f for f in (reasoning_sweep, tool_use_extraction, hydra_cluster, siphon_ramp, logprob_probe,
-                                     model_pivot, low_and_slow)}
+                                     model_pivot, low_and_slow, evasive_swarm)}
 
 
 def build_attack(sim: Simulation, spec: AttackSpec, aid: str) -> None:

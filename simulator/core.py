@@ -35,7 +35,7 @@ BENIGN_PROFILES = ("chat", "coding_agent", "batch", "eval_harness", "rag_support
 HARD_NEGATIVE_PROFILES = frozenset({"coding_agent", "batch", "eval_harness", "new_tenant", "migrating", "org_workspace",
                                     "tutoring"})
 SCENARIOS = ("reasoning_sweep", "tool_use_extraction", "hydra_cluster", "siphon_ramp", "logprob_probe",
-             "model_pivot", "low_and_slow")
+             "model_pivot", "low_and_slow", "evasive_swarm")
 
 
 @dataclass
@@ -97,7 +97,7 @@ def preset(name: str, seed: int = 7, days: int | None = None, tenants: int | Non
                      AttackSpec("hydra_cluster", {"size": 100, "window": (0.18, 1.0)}),
                      AttackSpec("hydra_cluster", {"size": 40, "flavour": "coding", "window": (0.4, 1.0)}),
                      AttackSpec("siphon_ramp"), AttackSpec("logprob_probe", {"window": (0.7, 0.92), "interval_s": 5.0}),
-                     AttackSpec("model_pivot"), AttackSpec("low_and_slow")])
+                     AttackSpec("model_pivot"), AttackSpec("low_and_slow"), AttackSpec("evasive_swarm")])
     else:
         raise ValueError(f"unknown preset {name!r} (demo, suite)")
     if days is not None:

@@ -32,7 +32,8 @@ def mini_config(seed: int = 3) -> SimConfig:
                               AttackSpec("hydra_cluster", {"size": 8}),
                               AttackSpec("hydra_cluster", {"size": 6, "flavour": "coding", "window": (0.5, 1.0)}),
                               AttackSpec("siphon_ramp"), AttackSpec("logprob_probe", {"window": (0.6, 0.7)}),
-                              AttackSpec("model_pivot"), AttackSpec("low_and_slow")])
+                              AttackSpec("model_pivot"), AttackSpec("low_and_slow"),
+                              AttackSpec("evasive_swarm", {"size": 8, "window": (0.2, 1.0)})])
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +137,7 @@ def test_labels_match_the_stream(mini, decoded):
 
 def test_cluster_labels_list_members_and_shared_infrastructure(mini, decoded):
     _sim, _records, labels = mini
-    assert len(labels["clusters"]) == 2
+    assert len(labels["clusters"]) == 3  # two hydras and the evasive swarm
     for cl in labels["clusters"]:
         attack = next(a for a in labels["attacks"] if a["attack_id"] == cl["attack_id"])
         assert cl["tenants"] == attack["tenants"] and len(cl["tenants"]) in (8, 6)
@@ -145,7 +146,11 @@ def test_cluster_labels_list_members_and_shared_infrastructure(mini, decoded):
         evs = [e for _r, e in decoded if e["tenant_id"] in members]
         assert {e["asn"] for e in evs} <= set(cl["shared"]["asns"])
         assert {e["client_ip_prefix"] for e in evs} <= set(cl["shared"]["client_ip_prefixes"])
-        assert {e["user_agent"] for e in evs} == {cl["shared"]["user_agent"]}
+        if cl["shared"]["user_agent"] is not None:
+            assert {e["user_agent"] for e in evs} == {cl["shared"]["user_agent"]}
+        else:  # the evasive swarm hides behind the common SDK strings and shares cards instead
+            assert len({e["user_agent"] for e in evs}) > 1
+            assert len(cl["shared"]["tenants_on_shared_cards"]) >= 2
 
 
 def test_siphon_tenant_is_benign_before_its_ramp(mini, decoded):
