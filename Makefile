@@ -7,7 +7,7 @@ export DG_KAFKA_PORT
 export DG_KAFKA_PYTHON ?= $(abspath $(PY))
 PYTEST_ARGS ?= -q
 
-.PHONY: run test bench bench-core bench-streaming venv kafka-start kafka-stop clean
+.PHONY: run test docs-check bench bench-core bench-streaming venv kafka-start kafka-stop clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ run: venv
 test: venv
 	bash docker/kafka-local.sh start
 	status=0; $(PY) -m pytest $(PYTEST_ARGS) || status=$$?; bash docker/kafka-local.sh stop; exit $$status
+
+## docs-check: run the commands of docs/guides/*.md as written (tests/test_guides.py; also part of `make test`)
+docs-check: venv
+	bash docker/kafka-local.sh start
+	status=0; $(PY) -m pytest $(PYTEST_ARGS) tests/test_guides.py || status=$$?; bash docker/kafka-local.sh stop; exit $$status
 
 ## bench: the benchmarks; each prints its rate beside a baseline measured in the same run
 bench: bench-core bench-streaming

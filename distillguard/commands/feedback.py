@@ -1,0 +1,102 @@
+"""Send analyst verdicts on alerts to the feedback topic, checked against ``schemas/feedback.schema.json``.
+
+One verdict from the options (``--alert-id``, ``--tenant``, ``--label``, ``--note``) or many from
+``--file`` (JSON lines, ``-`` = stdin). Every record is validated before anything is sent, so a
+typo in a label never reaches the workers; the record is keyed by ``tenant_id`` like the workers
+re-key it. Exit status: 0 when all were sent, 2 when a record is invalid or the file cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+NAME = "feedback"
+HELP = "send analyst verdicts on alerts (true_positive, false_positive, benign_expected)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from schemas.codec import load_schema
+
+    labels = load_schema("feedback")["properties"]["label"]["enum"]
+    parser.add_argument("--alert-id", help="the alert_id the verdict is about")
+    parser.add_argument("--tenant", help="tenant_id of the alert (for a cluster alert: one of its tenant_ids)")
+    parser.add_argument("--label", choices=labels, help="the verdict")
+    parser.add_argument("--note", help="free text for the audit trail (never used for scoring)")
+    parser.add_argument("--file", help="JSON lines of feedback records to send instead ('-' = stdin)")
+    parser.add_argument("--topic", help="feedback topic (default DISTILLGUARD_FEEDBACK_TOPIC)")
+
+
+def problems(record: Any) -> list[str]:
+    """What is wrong with a feedback record, per the schema's required fields, enum and lengths."""
+    from schemas.codec import load_schema
+
+    schema = load_schema("feedback")
+    if not isinstance(record, dict):
+        return ["not a JSON object"]
+    out = [f"{name} is missing" for name in schema["required"] if record.get(name) in (None, "")]
+    for name, spec in schema["properties"].items():
+        value = record.get(name)
+        if value is None:
+            continue
+        if "enum" in spec and value not in spec["enum"]:
+            out.append(f"{name} must be one of {', '.join(spec['enum'])}")
+        elif "enum" not in spec and not isinstance(value, str):
+            out.append(f"{name} must be a string")
+        elif isinstance(value, str) and len(value) > spec.get("maxLength", len(value)):
+            out.append(f"{name} is longer than {spec['maxLength']} characters")
+    return out
+
+
+def _records(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    import orjson
+
+    if args.file:
+        stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115 - closed below
+        try:
+            rows = []
+            for n, line in enumerate(stream, 1):
+                if line.strip():
+                    try:
+                        rows.append((f"line {n}", orjson.loads(line)))
+                    except orjson.JSONDecodeError:
+                        rows.append((f"line {n}", None))
+            return rows
+        finally:
+            if stream is not sys.stdin.buffer:
+                stream.close()
+    record = {"alert_id": args.alert_id, "label": args.label, "tenant_id": args.tenant}
+    if args.note:
+        record["note"] = args.note
+    return [("verdict", record)]
+
+
+def run(args: argparse.Namespace) -> int:
+    import orjson
+    from kafka import KafkaProducer
+
+    from distillguard.settings import load_settings
+    from streams.clients import kafka_python_config
+
+    try:
+        records = _records(args)
+    except OSError as exc:
+        print(f"distillguard feedback: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    bad = [(where, p) for where, rec in records for p in problems(rec)]
+    if bad or not records:
+        for where, problem in bad or [("input", "no feedback records")]:
+            print(f"distillguard feedback: {where}: {problem}", file=sys.stderr)
+        return 2
+    settings = load_settings()
+    topic = args.topic or settings.feedback_topic
+    producer = KafkaProducer(acks="all", **kafka_python_config(settings))
+    try:
+        for _, rec in records:
+            producer.send(topic, key=rec["tenant_id"].encode(), value=orjson.dumps(rec))
+        producer.flush()
+    finally:
+        producer.close()
+    print(f"sent {len(records)} verdict(s) to {topic}")
+    return 0
