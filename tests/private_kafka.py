@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 from tests.conftest import REPO, free_port
@@ -62,6 +63,7 @@ class PrivateBroker:
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.users = users or {}
         self.sasl_port: int | None = None
+        self.start_seconds = 0.0  # how long the last start took (JVM start to first metadata answer)
         self.cafile: Path | None = None
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("DG_KAFKA_", "DISTILLGUARD_"))}
         self.env.update(DG_KAFKA_HOME=str(home), DG_KAFKA_PORT=str(self.port),
@@ -98,7 +100,9 @@ class PrivateBroker:
             raise RuntimeError(f"kafka-local.sh {command} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
 
     def start(self) -> None:
+        t0 = time.monotonic()
         self._script("start")
+        self.start_seconds = time.monotonic() - t0
 
     def stop(self) -> None:
         self._script("stop")

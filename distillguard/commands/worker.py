@@ -21,9 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import faust
 
-    from distillguard.logs import get_logger, logging_dict_config
+    from distillguard.logs import configure_logging, get_logger, logging_dict_config
     from distillguard.settings import load_settings
     from streams.app import create_app
+    from streams.broker_watch import watch_broker
     from streams.clients import BrokerAuthError, BrokerConnectError, preflight
 
     overrides = {}
@@ -32,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if args.data_dir:
         overrides["data_dir"] = args.data_dir
     settings = load_settings(**overrides)
+    configure_logging(settings.log_format, settings.log_level)  # our lines before Faust's own set-up, same format
     try:  # a wrong password or CA stops here with a clear message, not in Faust's endless retry loop
         preflight(settings)
     except BrokerAuthError:
@@ -39,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     except BrokerConnectError as exc:  # not up yet: Faust keeps retrying, as before
         get_logger(__name__).warning("broker_unreachable_at_start", error=str(exc))
     app = create_app(settings)
+    watch_broker(app, settings)
     get_logger(__name__).info(
         "worker_starting",
         app_id=settings.app_id,
