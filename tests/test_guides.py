@@ -32,6 +32,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from distillguard.settings import ENV_PREFIX, Settings
 from tests.conftest import dg_env, free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -209,6 +210,9 @@ def run_guide(name: str, kafka_bootstrap: str, workdir: Path) -> None:
     tmp_path = workdir
     prefix = f"tg{uuid.uuid4().hex[:10]}"
     env = dg_env(prefix, kafka_bootstrap, DISTILLGUARD_WEB_PORT=str(_free_port_pair()))
+    for field in Settings.model_fields:  # every topic a guide's command may write is private, whatever dg_env knows
+        if field.endswith("_topic"):
+            env.setdefault(f"{ENV_PREFIX}{field.upper()}", f"{prefix}.{field.removesuffix('_topic')}")
     env.pop("DISTILLGUARD_LOG_FORMAT")  # the guides run with the defaults a user has
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     background: list[tuple[Block, subprocess.Popen, Path]] = []
