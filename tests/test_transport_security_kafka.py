@@ -28,7 +28,7 @@ from tests.private_kafka import SCRAM, PrivateBroker
 pytestmark = pytest.mark.kafka
 USER = "dg-worker"
 PASSWORD = f"pw-{uuid.uuid4().hex}"  # unique, so any leak is found by a plain substring search
-SIM = ["--preset", "demo", "--days", "1", "--tenants", "4", "--intensity", "0.3", "--volume", "0.5", "--seed", "7"]
+SIM = ["--preset", "demo", "--days", "1", "--tenants", "4", "--intensity", "0.1", "--volume", "0.3", "--seed", "7"]
 
 
 @pytest.fixture(scope="module")
@@ -92,19 +92,20 @@ def test_worker_simulate_replay_over_sasl_ssl(broker, tmp_path: Path):
 
     worker = WorkerProcess(file_env, tmp_path / "worker.log")
     try:
-        worker.wait_ready(timeout=120)
-        res = cli(env, "simulate", *SIM, "--to", "kafka", "--labels", str(tmp_path / "labels.json"))
-        outputs["simulate"] = res.stdout + res.stderr
-        assert res.returncode == 0, outputs["simulate"]
-        sent = orjson.loads((tmp_path / "labels.json").read_bytes())["counts"]["valid_events"]
-
-        # the reference: the same simulated events through `distillguard detect` (no broker)
-        cli(env, "simulate", *SIM, "--out", str(tmp_path / "events.jsonl"))
+        # while the worker starts: the reference, the same simulated events through `detect` (no broker)
+        res = cli(env, "simulate", *SIM, "--out", str(tmp_path / "events.jsonl"))
+        assert res.returncode == 0, res.stderr
         res = cli(env, "detect", "--input", str(tmp_path / "events.jsonl"), "--output", str(tmp_path / "detect.jsonl"),
                   "--no-progress")
         assert res.returncode == 0, res.stderr
         reference = [orjson.loads(line) for line in (tmp_path / "detect.jsonl").read_bytes().splitlines()]
         assert any(a["kind"] == "tenant" and a["status"] == "open" for a in reference)
+
+        worker.wait_ready(timeout=120)
+        res = cli(env, "simulate", *SIM, "--to", "kafka", "--labels", str(tmp_path / "labels.json"))
+        outputs["simulate"] = res.stdout + res.stderr
+        assert res.returncode == 0, outputs["simulate"]
+        sent = orjson.loads((tmp_path / "labels.json").read_bytes())["counts"]["valid_events"]
 
         deadline = time.time() + 120
         while worker.metric("distillguard_events_total", result="valid") < sent and time.time() < deadline:
