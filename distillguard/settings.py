@@ -57,6 +57,19 @@ class Settings(BaseSettings):
     checkpoint_seconds: float = Field(5.0, gt=0, description="... or after this much wall time")
     idle_partition_seconds: float = Field(30.0, gt=0, description="a partition silent this long stops holding back cluster windows")
 
+    # alert delivery: notification policy and webhook sink (see docs/DELIVERY.md)
+    notifications_topic: str = Field("extraction.notifications", description="what pages humans: alerts after inhibition, repeats")
+    notify_repeat_interval_seconds: float = Field(14400.0, ge=0, description="re-send a still-open incident this often (0 = never)")
+    notify_group_wait_seconds: float = Field(0.0, ge=0, description="hold a new tenant incident this long so a cluster alert can fold it")
+    notify_max_incidents: int = Field(100_000, ge=1, description="open incidents the policy keeps; the least recently touched is evicted")
+    webhook_url: str | None = Field(None, pattern=r"^https?://", description="POST every notification here (unset = no webhook)")
+    webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key of the signature header (never logged)")
+    webhook_secret_file: Path | None = Field(None, description="read the webhook secret from this file instead")
+    webhook_timeout_seconds: float = Field(10.0, gt=0, description="timeout of one POST")
+    webhook_max_retries: int = Field(5, ge=0, description="retries after a connection error, timeout, 5xx or 429")
+    webhook_backoff_seconds: float = Field(0.5, gt=0, description="first retry delay cap; doubles per retry (full jitter, at most 30 s)")
+    webhook_queue_size: int = Field(1000, ge=1, description="notifications waiting for the webhook; more are dropped and counted")
+
     # limits
     max_event_bytes: int = Field(256 * 1024, ge=256, description="larger events go to the dead-letter topic")
 
@@ -101,6 +114,14 @@ class Settings(BaseSettings):
             return self.sasl_password.get_secret_value()
         if self.sasl_password_file is not None:
             return self.sasl_password_file.read_text().strip()
+        return None
+
+    def webhook_secret_bytes(self) -> bytes | None:
+        """The webhook signing key, from the setting or from ``webhook_secret_file``."""
+        if self.webhook_secret is not None:
+            return self.webhook_secret.get_secret_value().encode()
+        if self.webhook_secret_file is not None:
+            return self.webhook_secret_file.read_text().strip().encode()
         return None
 
 

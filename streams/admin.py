@@ -27,6 +27,7 @@ def public_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.alerts_topic, p, {}),
         TopicSpec(settings.feedback_topic, p, {}),
         *(TopicSpec(t, p, {}) for f, t in settings.alert_format_topics().items() if f != "contract"),
+        TopicSpec(settings.notifications_topic, p, {}),
     ]
 
 

@@ -49,4 +49,7 @@ def create_app(settings: Settings) -> faust.App:
     from streams.pipeline import register_pipeline
 
     register_pipeline(app, settings)
+    from streams.delivery import register_delivery
+
+    register_delivery(app, settings)
     return app

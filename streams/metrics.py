@@ -22,6 +22,15 @@ LATENCY = Histogram(
 )
 LAG = Gauge("distillguard_consumer_lag", "consumer lag of the events topic, by partition", ["partition"], registry=REGISTRY)
 TENANTS = Gauge("distillguard_tenants_in_memory", "tenants whose state is in memory", registry=REGISTRY)
+NOTIFICATIONS = Counter("distillguard_notifications", "notifications sent, by reason", ["reason"], registry=REGISTRY)
+NOTIFY_FOLDED = Counter("distillguard_notifications_folded", "tenant alerts folded into an open cluster incident instead of paging", registry=REGISTRY)
+NOTIFY_SKIPPED = Counter("distillguard_notifications_skipped", "alerts the notification policy ignored (duplicate, invalid) and incidents it evicted", ["why"], registry=REGISTRY)
+OPEN_INCIDENTS = Gauge("distillguard_open_incidents", "incidents the notification policy holds open", registry=REGISTRY)
+WEBHOOK_SENT = Counter("distillguard_webhook_sent", "notifications the webhook accepted (2xx)", registry=REGISTRY)
+WEBHOOK_FAILED = Counter("distillguard_webhook_failed", "notifications given up on (retries exhausted or rejected)", registry=REGISTRY)
+WEBHOOK_RETRIES = Counter("distillguard_webhook_retries", "webhook POST attempts repeated after an error", registry=REGISTRY)
+WEBHOOK_DROPPED = Counter("distillguard_webhook_dropped", "notifications dropped because the webhook queue was full", registry=REGISTRY)
+WEBHOOK_QUEUE = Gauge("distillguard_webhook_queue", "notifications waiting for the webhook", registry=REGISTRY)
 CHECKPOINT_AGE = Gauge("distillguard_checkpoint_age_seconds", "seconds since the last state checkpoint", registry=REGISTRY)
 
 

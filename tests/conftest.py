@@ -49,6 +49,7 @@ def dg_env(prefix: str, bootstrap: str, **extra: str) -> dict[str, str]:
         DISTILLGUARD_DLQ_TOPIC=f"{prefix}.dlq",
         DISTILLGUARD_ALERTS_TOPIC=f"{prefix}.alerts",
         DISTILLGUARD_FEEDBACK_TOPIC=f"{prefix}.feedback",
+        DISTILLGUARD_NOTIFICATIONS_TOPIC=f"{prefix}.notifications",
         DISTILLGUARD_APP_ID=f"{prefix}-app",
         DISTILLGUARD_LOG_FORMAT="json",
         PYTHONUNBUFFERED="1",
@@ -71,6 +72,7 @@ def kafka_env(kafka_bootstrap: str, tmp_path: Path) -> Iterator[dict[str, str]]:
         dlq_topic=env["DISTILLGUARD_DLQ_TOPIC"],
         alerts_topic=env["DISTILLGUARD_ALERTS_TOPIC"],
         feedback_topic=env["DISTILLGUARD_FEEDBACK_TOPIC"],
+        notifications_topic=env["DISTILLGUARD_NOTIFICATIONS_TOPIC"],
         app_id=env["DISTILLGUARD_APP_ID"],
     )
     create_topics(settings)
