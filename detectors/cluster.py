@@ -1,23 +1,33 @@
 """Cross-tenant ("hydra") detection over shared keys, fed by :class:`~detectors.tenant.KeySummary` records.
 
 Each tenant window that closes yields one summary per shared key it carries (prompt template, ASN, client IP
-prefix, user agent, payment fingerprint). The cluster stage groups them per key in event-time cluster
-windows (default 1 hour). When a cluster window closes, every key shared by at least
-``cluster_min_members`` tenants is tested for *coordination*: a shared key alone is not evidence (big
-cloud ASNs and the official SDK user agent are shared by thousands of benign tenants). The group score
-combines
+prefix, user agent, payment fingerprint). Summaries are staged per event-time cluster window (default 1 hour);
+when a cluster window closes its summaries are folded, in a fixed order, into a per-tenant *evidence profile*:
+exponentially decayed sums (half-life ``cluster_half_life``) of the tenant's events and of its windows'
+extraction pillars, plus the keys and accounts it used within ``cluster_horizon_seconds``. A campaign that
+sends a handful of requests an hour per tenant (low-and-slow, or spread thin over many tenants) therefore
+accumulates evidence across windows instead of being judged on one hour.
+
+Coordination is judged on a graph over the tenants whose profile shows some extraction. Two tenants are
+*linked* when the keys they share weigh enough (:data:`KIND_WEIGHT`, link at 100): a shared payment
+fingerprint alone, or a shared client /24 prefix together with a shared template or with the same user
+agent and ASN. A user agent, an ASN or a prompt template alone never links (the official SDK, big clouds and
+common templates are shared by thousands of benign tenants), so two campaigns that merely use the same SDK
+stay two components. Every connected component with at least ``cluster_min_members`` extraction-like members
+is scored on
 
 * synchronous start — members first seen within ``cluster_sync_seconds`` of the group's median start
   (tenants present since the start of observation have unknown age and do not count as synchronous),
-* near-equal load — low coefficient of variation of the members' request counts,
+* near-equal load — low coefficient of variation of the members' (decayed) request counts,
 * extraction-likeness of the members' traffic — elicitation and harvesting pillars, even when every
   member stays below the per-tenant threshold (mixing extraction with mundane traffic),
-* several shared keys — groups linked by more than one key kind; groups linked only by a weak kind
-  (user agent, network) need at least one more shared kind.
+* link breadth — how many kinds of keys the members share,
 
-Overlapping candidate groups are merged; each group becomes a cluster incident with the usual
-``open`` / ``update`` / ``resolved`` lifecycle. Memory is bounded: at most ``cluster_max_keys`` keys
-and ``cluster_max_members`` members per key and open cluster window; closed windows are dropped.
+and becomes (or extends) a cluster incident with the usual ``open`` / ``update`` / ``resolved`` lifecycle;
+a component whose members do not overlap an open incident opens its own. Memory is bounded: at most
+``cluster_max_keys`` keys and ``cluster_max_members`` members per key per staged window, at most
+``cluster_max_tenants`` profiles (≤ 16 keys and ≤ 16 accounts each), idle profiles expire after the horizon.
+Everything runs on event time in sorted order, so replay and the streaming stage give the same alerts.
 """
 
 from __future__ import annotations
@@ -28,55 +38,164 @@ from typing import Any
 from detectors.common import DetectorConfig, make_alert, severity_of, sigmoid, stable_id
 from detectors.tenant import KeySummary
 
-__all__ = ["ClusterDetector"]
+__all__ = ["KIND_WEIGHT", "ClusterDetector"]
 
-_WEAK_KINDS = frozenset({"ua", "asn", "pfx"})
+# evidence that two tenants belong to one operator, per kind of shared key; a link needs LINK (= 100)
+KIND_WEIGHT = {"pay": 100, "pfx": 60, "tmpl": 40, "ua": 25, "asn": 15}
+LINK = 100
+_ANCHORS = ("pay", "pfx")  # every link needs one of these (the other kinds sum to 80 at most)
 _SEV_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+_MAX_KEYS = 16  # per profile
+_MAX_ACCOUNTS = 16  # per profile
+_NEIGHBOURS = 8
+_STRONG = 0.3  # a tenant window with min(elicit, harvest) at least this carries clear extraction
+
+
+def _kind(key: str) -> str:
+    return key.split(":", 1)[0]
+
+
+def _extraction(elicit: float, harvest: float, automation: float) -> float:
+    return min(elicit, harvest) * (0.6 + 0.4 * automation)
 
 
 class _Member:
-    __slots__ = ("events", "key_events", "windows", "score", "elicit", "harvest", "automation", "cot", "cap",
-                 "accounts", "keys", "first_ts", "tenant_first_ts", "evidence")
+    """One tenant's summaries within one staged cluster window (window statistics counted once per tenant window)."""
+
+    __slots__ = (
+        "accounts",
+        "automation",
+        "elicit",
+        "events",
+        "evidence",
+        "ext",
+        "first_ts",
+        "harvest",
+        "keys",
+        "score",
+        "seen",
+        "strong",
+        "tenant_first_ts",
+        "windows",
+    )
 
     def __init__(self, s: KeySummary) -> None:
-        self.events = self.key_events = self.windows = 0
-        self.score = self.elicit = self.harvest = self.automation = self.cot = self.cap = 0.0
+        self.events = self.windows = self.strong = 0
+        self.score = self.elicit = self.harvest = self.automation = self.ext = 0.0
         self.accounts: list[str] = []
-        self.keys: set[str] = set()
+        self.keys: dict[str, int] = {}
         self.first_ts = s.first_ts
         self.tenant_first_ts = s.tenant_first_ts
         self.evidence: list[str] = []
+        self.seen: set[float] = set()
 
-    def add(self, s: KeySummary) -> None:
+    def add(self, s: KeySummary, keyed: bool = True) -> None:
+        if keyed and s.key not in self.keys and len(self.keys) < _MAX_KEYS:
+            self.keys[s.key] = 0
+        if keyed and s.key in self.keys:
+            self.keys[s.key] += s.key_events
+        if s.window_start in self.seen or len(self.seen) >= 64:
+            return  # another key of a tenant window already counted (or a pathological flood of late windows)
+        self.seen.add(s.window_start)
         n = s.events
-        tot = self.events + n
-        f = n / tot if tot else 0.0
-        # event-weighted means of the members' extraction features
-        self.elicit += (s.elicit - self.elicit) * f
-        self.harvest += (s.harvest - self.harvest) * f
-        self.automation += (s.automation - self.automation) * f
-        self.cot += (s.cot - self.cot) * f
-        self.cap += (s.cap - self.cap) * f
-        self.events = tot
-        self.key_events += s.key_events
+        self.events += n
         self.windows += 1
+        if min(s.elicit, s.harvest) >= _STRONG:
+            self.strong += 1
+        # event-weighted sums of the window pillars
+        self.elicit += s.elicit * n
+        self.harvest += s.harvest * n
+        self.automation += s.automation * n
+        self.ext += _extraction(s.elicit, s.harvest, s.automation) * n
         self.score = max(self.score, s.score)
         for a in s.accounts:
             if len(self.accounts) >= 8:
                 break
             if a not in self.accounts:
                 self.accounts.append(a)
-        if len(self.keys) < 8:
-            self.keys.update(s.keys[: 8 - len(self.keys)])
         self.first_ts = min(self.first_ts, s.first_ts)
         self.tenant_first_ts = min(self.tenant_first_ts, s.tenant_first_ts)
-        if len(self.evidence) < 3:
-            self.evidence.extend(s.evidence[: 3 - len(self.evidence)])
+        for e in s.evidence:
+            if len(self.evidence) < 3 and e not in self.evidence:
+                self.evidence.append(e)
+
+
+class _Profile:
+    """A tenant's decayed evidence over the cluster horizon."""
+
+    __slots__ = (
+        "accounts",
+        "automation",
+        "elicit",
+        "evidence",
+        "ext",
+        "first_ts",
+        "harvest",
+        "keys",
+        "last_cs",
+        "n",
+        "score",
+        "strong",
+        "tenant_first_ts",
+        "windows",
+    )
+
+    def __init__(self, m: _Member, cs: float) -> None:
+        self.n = self.windows = self.strong = self.elicit = self.harvest = self.automation = self.ext = self.score = 0.0
+        self.keys: dict[str, float] = {}  # key -> last cluster window it was seen in
+        self.accounts: dict[str, float] = {}
+        self.first_ts = m.first_ts  # first event of the current stretch of activity
+        self.tenant_first_ts = m.tenant_first_ts
+        self.last_cs = cs
+        self.evidence: list[str] = []
+
+    def fold(self, m: _Member, cs: float, half_life: float, horizon: float) -> None:
+        d = 0.5 ** ((cs - self.last_cs) / half_life) if cs > self.last_cs else 1.0
+        if cs - self.last_cs > horizon:
+            self.first_ts = m.first_ts
+        self.n = self.n * d + m.events
+        self.windows = self.windows * d + m.windows
+        self.strong = self.strong * d + m.strong
+        self.elicit = self.elicit * d + m.elicit
+        self.harvest = self.harvest * d + m.harvest
+        self.automation = self.automation * d + m.automation
+        self.ext = self.ext * d + m.ext
+        self.score = max(self.score * d, m.score)
+        self.last_cs = cs
+        self.tenant_first_ts = min(self.tenant_first_ts, m.tenant_first_ts)
+        _remember(self.keys, m.keys, cs, horizon, _MAX_KEYS)
+        _remember(self.accounts, m.accounts, cs, horizon, _MAX_ACCOUNTS)
+        self.evidence = (m.evidence + [e for e in self.evidence if e not in m.evidence])[:3]
+
+    def mean(self, attr: str) -> float:
+        return getattr(self, attr) / self.n if self.n > 0 else 0.0
+
+
+def _remember(store: dict[str, float], items: Any, cs: float, horizon: float, cap: int) -> None:
+    """Mark ``items`` as seen at ``cs``; forget entries older than ``horizon``; keep the ``cap`` most recent."""
+    for k in items:
+        store[k] = cs
+    for k in [k for k, t in store.items() if cs - t > horizon]:
+        del store[k]
+    if len(store) > cap:
+        for k in sorted(store, key=lambda k: (store[k], k))[: len(store) - cap]:
+            del store[k]
 
 
 class _Incident:
-    __slots__ = ("cluster_id", "start", "seq", "score", "severity", "members", "accounts", "last_end",
-                 "reported_members", "first_seen", "keys")
+    __slots__ = (
+        "accounts",
+        "cluster_id",
+        "first_seen",
+        "keys",
+        "last_end",
+        "members",
+        "reported_members",
+        "score",
+        "seq",
+        "severity",
+        "start",
+    )
 
 
 class ClusterDetector:
@@ -85,39 +204,49 @@ class ClusterDetector:
     def __init__(self, config: DetectorConfig | None = None) -> None:
         self.config = c = config or DetectorConfig()
         self._CW = float(c.cluster_window_seconds)
-        self._buckets: dict[float, dict[str, dict[str, _Member]]] = {}
+        # staged summaries per cluster window: {"keys": key -> tenants (for the caps), "tenants": tenant -> _Member}
+        self._buckets: dict[float, dict[str, dict[str, Any]]] = {}
         self._closed_until = -math.inf
+        self._profiles: dict[str, _Profile] = {}
         self._incidents: dict[str, _Incident] = {}
         self._suppressed: dict[str, None] = {}  # suppressed keys (insertion-ordered, capped)
         self.stream_start = math.inf
-        self.stats = {"summaries": 0, "late": 0, "dropped_keys": 0, "dropped_members": 0, "windows": 0}
+        self.stats = {"summaries": 0, "late": 0, "dropped_keys": 0, "dropped_members": 0, "windows": 0,
+                      "dropped_tenants": 0, "profiles": 0, "evicted_profiles": 0}
         self.on_group: Any = None  # optional callback(window_start, group dict) for diagnostics
 
     def process(self, s: KeySummary) -> list[dict[str, Any]]:
-        """Add one key summary to its cluster window. Returns [] (alerts come from :meth:`advance`)."""
+        """Stage one key summary in its cluster window. Returns [] (alerts come from :meth:`advance`)."""
         self.stats["summaries"] += 1
-        if s.tenant_first_ts < self.stream_start:
-            self.stream_start = s.tenant_first_ts
+        self.stream_start = min(self.stream_start, s.tenant_first_ts)
         cs = s.window_start - s.window_start % self._CW
         if cs < self._closed_until:
             self.stats["late"] += 1
             cs = self._closed_until
         bucket = self._buckets.get(cs)
         if bucket is None:
-            bucket = self._buckets[cs] = {}
-        members = bucket.get(s.key)
-        if members is None:
-            if len(bucket) >= self.config.cluster_max_keys:
+            bucket = self._buckets[cs] = {"keys": {}, "tenants": {}}
+        keyed = True  # a key over its caps is dropped, the window's statistics are still kept
+        holders = bucket["keys"].get(s.key)
+        if holders is None:
+            if len(bucket["keys"]) >= self.config.cluster_max_keys:
                 self.stats["dropped_keys"] += 1
-                return []
-            members = bucket[s.key] = {}
-        m = members.get(s.tenant_id)
-        if m is None:
-            if len(members) >= self.config.cluster_max_members:
+                keyed = False
+            else:
+                holders = bucket["keys"][s.key] = set()
+        if keyed and s.tenant_id not in holders:
+            if len(holders) >= self.config.cluster_max_members:
                 self.stats["dropped_members"] += 1
+                keyed = False
+            else:
+                holders.add(s.tenant_id)
+        m = bucket["tenants"].get(s.tenant_id)
+        if m is None:
+            if len(bucket["tenants"]) >= self.config.cluster_max_tenants:
+                self.stats["dropped_tenants"] += 1
                 return []
-            m = members[s.tenant_id] = _Member(s)
-        m.add(s)
+            m = bucket["tenants"][s.tenant_id] = _Member(s)
+        m.add(s, keyed)
         return []
 
     def advance(self, watermark_ts: float) -> list[dict[str, Any]]:
@@ -141,71 +270,165 @@ class ClusterDetector:
             out.append(self._resolve(self._incidents[cid]))
         return out
 
-    # ------------------------------------------------------------------ evaluation
-    def _group_stats(self, key: str, members: dict[str, _Member]) -> dict[str, Any] | None:
+    # ------------------------------------------------------------------ profiles
+    def _fold(self, cs: float, bucket: dict[str, dict[str, Any]]) -> None:
         c = self.config
-        ms = [members[t] for t in sorted(members)]
+        hl, hz = c.cluster_half_life, c.cluster_horizon_seconds
+        profiles = self._profiles
+        for tid in sorted(bucket["tenants"]):
+            m = bucket["tenants"][tid]
+            p = profiles.get(tid)
+            if p is None:
+                p = profiles[tid] = _Profile(m, cs)
+            p.fold(m, cs, hl, hz)
+        for tid in [t for t, p in profiles.items() if cs - p.last_cs > hz]:
+            del profiles[tid]
+        if len(profiles) > c.cluster_max_tenants:
+            drop = sorted(profiles, key=lambda t: (profiles[t].last_cs, t))[: len(profiles) - c.cluster_max_tenants]
+            for tid in drop:
+                del profiles[tid]
+            self.stats["evicted_profiles"] += len(drop)
+        self.stats["profiles"] = len(profiles)
+
+    def _components(self, cs: float) -> list[list[str]]:
+        """Connected components (≥ 2 tenants) of the link graph over tenants whose profile shows extraction."""
+        c = self.config
+        nodes = {tid: p for tid, p in self._profiles.items()
+                 if p.n >= c.cluster_min_events and p.mean("ext") >= c.cluster_node_extraction}
+        by_key: dict[str, list[str]] = {}
+        for tid in sorted(nodes):
+            for k in nodes[tid].keys:
+                if _kind(k) in _ANCHORS and k not in self._suppressed:
+                    by_key.setdefault(k, []).append(tid)
+        parent = {tid: tid for tid in nodes}
+
+        def find(x: str) -> str:
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        checked: set[tuple[str, str]] = set()
+        for k in sorted(by_key):
+            tids = by_key[k]
+            if len(tids) < 2:
+                continue
+            for i, b in enumerate(tids):
+                # all pairs of a small holder list; in a large one (a busy NAT, a huge hydra) each tenant is
+                # compared with its _NEIGHBOURS predecessors, which keeps a dense group connected at O(n) cost
+                for a in tids[max(0, i - _NEIGHBOURS) if len(tids) > 64 else 0:i]:
+                    if (a, b) in checked:
+                        continue
+                    checked.add((a, b))
+                    if find(a) != find(b) and self._link_weight(nodes[a], nodes[b]) >= LINK:
+                        ra, rb = find(a), find(b)
+                        parent[max(ra, rb)] = min(ra, rb)
+        comps: dict[str, list[str]] = {}
+        for tid in sorted(nodes):
+            comps.setdefault(find(tid), []).append(tid)
+        return [v for _, v in sorted(comps.items()) if len(v) >= 2]
+
+    def _link_weight(self, a: _Profile, b: _Profile) -> int:
+        kinds = {_kind(k) for k in a.keys if k in b.keys and k not in self._suppressed}
+        return sum(KIND_WEIGHT.get(k, 0) for k in kinds)
+
+    # ------------------------------------------------------------------ evaluation
+    def _extracting(self, p: _Profile) -> bool:
+        """Whether a tenant's own traffic shows extraction: on average, or in a clear share of its windows."""
+        c = self.config
+        if min(p.mean("elicit"), p.mean("harvest")) >= c.cluster_member_extraction:
+            return True
+        return p.strong >= 2.0 and p.strong >= c.cluster_member_strong_share * p.windows
+
+    def _group_stats(self, tids: list[str]) -> dict[str, Any] | None:
+        c = self.config
+        prof = self._profiles
+        named = {t for t in tids if self._extracting(prof[t])}
+        if len(named) < c.cluster_min_members:
+            return None
+        ms = [prof[t] for t in tids]
         n = len(ms)
-        loads = [m.key_events for m in ms]
+        loads = [m.n for m in ms]
         mean = sum(loads) / n
         cv = math.sqrt(sum((v - mean) ** 2 for v in loads) / n) / mean if mean > 0 else 1.0
         equal = max(0.0, 1.0 - cv)
         starts = sorted(m.tenant_first_ts for m in ms)
         med = starts[n // 2]
         fresh_after = self.stream_start + self._CW
-        sync = sum(1 for m in ms if m.tenant_first_ts >= fresh_after and abs(m.tenant_first_ts - med)
-                   <= c.cluster_sync_seconds) / n
-        extraction = sum(min(m.elicit, m.harvest) * (0.6 + 0.4 * m.automation) for m in ms) / n
-        kind = key.split(":", 1)[0]
-        kind_share: dict[str, float] = {}
-        counts: dict[str, int] = {}
+        new = [m for m in ms if m.tenant_first_ts >= fresh_after]
+        sync = sum(1 for m in new if abs(m.tenant_first_ts - med) <= c.cluster_sync_seconds) / n
+        fresh = sum(1 for m in new if abs(m.tenant_first_ts - med) <= c.cluster_fresh_seconds) / n
+        extraction = sum(prof[t].mean("ext") for t in named) / len(named)
+        strong = sum(prof[t].strong for t in named)
+        volume = min(1.0, math.log1p(strong) / math.log1p(c.cluster_volume_windows))
+        # key kinds shared: a kind counts when most members share one of its keys with another member
+        holders: dict[str, int] = {}
         for m in ms:
             for k in m.keys:
-                if k != key:
-                    counts[k] = counts.get(k, 0) + 1
-        for k, cnt in counts.items():
-            kd = k.split(":", 1)[0]
-            if kd != kind:
-                kind_share[kd] = max(kind_share.get(kd, 0.0), cnt / n)
-        shared_kinds = 1 + sum(1 for v in kind_share.values() if v >= 0.6)
-        if kind in _WEAK_KINDS and shared_kinds < 2:
-            return None
-        if extraction < 0.1:
-            return None
-        multi = min(1.0, (shared_kinds - 1) / 2.0)
-        # members listed in an alert: those whose own traffic looks like extraction (sharing a common ASN
-        # or SDK with the group is not enough to be named)
-        named = {t for t in sorted(members) if min(members[t].elicit, members[t].harvest) >= 0.25}
-        size = min(1.0, math.log(n / c.cluster_min_members + 1.0) / math.log(5.0))
-        z = -5.0 + 2.0 * sync + 1.5 * equal + 4.0 * extraction + 1.5 * multi + 0.8 * size
-        if len(named) < c.cluster_min_members:
-            return None
-        return {"key": key, "members": named, "score": sigmoid(z), "n": n, "sync": sync, "equal": equal,
-                "cv": cv, "extraction": extraction, "shared_kinds": shared_kinds, "mean_score": sum(m.score for m in ms) / n,
-                "kinds": sorted([kind] + [k for k, v in kind_share.items() if v >= 0.6])}
+                holders[k] = holders.get(k, 0) + 1
+        kind_members: dict[str, int] = {}
+        for m in ms:
+            for kd in {_kind(k) for k in m.keys if holders[k] >= 2}:
+                kind_members[kd] = kind_members.get(kd, 0) + 1
+        kinds = sorted(k for k, v in kind_members.items() if v >= 0.5 * n)
+        multi = min(1.0, max(0, len(kinds) - 1) / 2.0)
+        size = min(1.0, math.log(len(named) / c.cluster_min_members + 1.0) / math.log(5.0))
+        z = (-5.0 + 1.0 * sync + 1.0 * fresh + 1.5 * equal + 4.0 * extraction + 1.5 * multi + 0.8 * size
+             + 1.0 * volume)
+        shared = sorted((k for k, v in holders.items() if v >= 2 and _kind(k) in _ANCHORS),
+                        key=lambda k: (-holders[k], k))
+        return {"members": named, "tenants": tids, "score": sigmoid(z), "n": n, "sync": sync, "fresh": fresh,
+                "equal": equal, "cv": cv, "extraction": extraction, "volume": volume, "strong_windows": strong,
+                "kinds": kinds or ["pfx"], "keys": shared[:8], "mean_score": sum(m.score for m in ms) / n}
 
-    def _evaluate(self, cs: float, bucket: dict[str, dict[str, _Member]]) -> list[dict[str, Any]]:
+    def _account_group(self, tid: str) -> dict[str, Any] | None:
+        """One sparse tenant whose accounts keep sending clear extraction over the horizon (low-and-slow).
+
+        The tenant stage decides on windows with enough events; a tenant sending a few requests per window over
+        several accounts is judged here on its decayed profile instead: the share of its windows with clear
+        extraction, how many such windows it has accumulated, and how many accounts carry its traffic.
+        """
+        c = self.config
+        p = self._profiles[tid]
+        if (len(p.accounts) < c.cluster_min_accounts or p.strong < c.cluster_account_min_strong
+                or p.n >= 2 * c.min_window_events * p.windows or not self._extracting(p)):
+            return None
+        share = p.strong / p.windows
+        volume = min(1.0, math.log1p(p.strong) / math.log1p(c.cluster_volume_windows))
+        spread = min(1.0, (len(p.accounts) - 1) / 4.0)
+        z = -6.0 + 4.0 * min(1.0, share / 0.3) + 2.0 * volume + 1.5 * spread
+        dens = p.n / p.windows
+        reasons = [
+            {"signal": "account_spread", "value": len(p.accounts), "baseline": None, "weight": 1.5,
+             "text": f"{len(p.accounts)} accounts of one tenant carry the traffic within "
+                     f"{c.cluster_horizon_seconds / 3600:.0f} h"},
+            {"signal": "sustained_extraction", "value": round(share, 4), "baseline": 0.0, "weight": 4.0,
+             "text": f"{share:.0%} of its windows ({p.strong:.0f}, decayed) combine reasoning elicitation and output "
+                     f"harvesting"},
+            {"signal": "sparse_windows", "value": round(dens, 2), "baseline": float(c.min_window_events), "weight": 2.0,
+             "text": f"{dens:.1f} events per window: too few for a window-level decision, pooled over hours here"},
+            {"signal": "extraction_features", "value": round(p.mean("ext"), 4), "baseline": 0.0, "weight": 4.0,
+             "text": f"elicitation {p.mean('elicit'):.2f}, harvesting {p.mean('harvest'):.2f} on average"},
+        ]
+        return {"members": {tid}, "tenants": [tid], "score": sigmoid(z), "n": 1, "kinds": ["accounts"], "keys": [],
+                "reasons": reasons, "extraction": p.mean("ext"), "strong_windows": p.strong}
+
+    def _evaluate(self, cs: float, bucket: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         c = self.config
         self.stats["windows"] += 1
-        cands = []
-        for key in sorted(bucket):
-            members = bucket[key]
-            if len(members) < c.cluster_min_members or key in self._suppressed:
-                continue
-            g = self._group_stats(key, members)
+        self._fold(cs, bucket)
+        groups = []
+        for comp in self._components(cs):
+            g = self._group_stats(comp)
             if g is not None:
-                cands.append(g)
-        cands.sort(key=lambda g: (-g["score"], g["key"]))
-        groups: list[dict[str, Any]] = []
-        for g in cands:
-            for h in groups:
-                inter = len(g["members"] & h["members"])
-                if inter / len(g["members"] | h["members"]) >= 0.5 or inter >= 0.8 * len(g["members"]):
-                    h["members"] |= g["members"]
-                    h["keys"].append(g["key"])
-                    break
-            else:
-                groups.append({**g, "keys": [g["key"]]})
+                groups.append(g)
+        groups.sort(key=lambda g: (-g["score"], min(g["members"])))
+        grouped = {t for g in groups if g["score"] >= c.cluster_threshold for t in g["members"]}
+        for tid in sorted(self._profiles):
+            if tid not in grouped:
+                g = self._account_group(tid)
+                if g is not None:
+                    groups.append(g)
         out: list[dict[str, Any]] = []
         we = cs + self._CW
         touched: dict[str, dict[str, Any]] = {}  # incident -> what this window added (one alert per incident)
@@ -214,7 +437,7 @@ class ClusterDetector:
                 self.on_group(cs, g)
             if g["score"] < c.cluster_threshold:
                 continue
-            self._incident(cs, we, g, bucket, touched)
+            self._incident(cs, we, g, touched)
         for cid in sorted(touched):
             t = touched[cid]
             inc = self._incidents[cid]
@@ -231,34 +454,29 @@ class ClusterDetector:
                 out.append(self._alert(inc, "update", cs, we, t["g"], t["evidence"]))
         return out
 
-    def _incident(self, cs: float, we: float, g: dict[str, Any], bucket: dict[str, dict[str, _Member]],
-                  touched: dict[str, dict[str, Any]]) -> None:
-        """Attach group ``g`` to a matching open incident (strong shared key or member overlap) or start one."""
+    def _incident(self, cs: float, we: float, g: dict[str, Any], touched: dict[str, dict[str, Any]]) -> None:
+        """Attach group ``g`` to the open incident its members overlap, or start a new incident."""
         c = self.config
         members: set[str] = g["members"]
         accounts: set[str] = set()
         evidence: list[str] = []
         first_seen = we
-        for key in g["keys"]:
-            for tid in sorted(bucket[key]):
-                if tid not in members:
-                    continue
-                m = bucket[key][tid]
-                accounts.update(m.accounts)
-                first_seen = min(first_seen, m.first_ts)
-                for e in m.evidence:
-                    if len(evidence) < 20 and e not in evidence:
-                        evidence.append(e)
+        for tid in sorted(members):
+            p = self._profiles[tid]
+            accounts.update(p.accounts)
+            first_seen = min(first_seen, p.first_ts)
+            for e in p.evidence:
+                if len(evidence) < 20 and e not in evidence:
+                    evidence.append(e)
         inc = None
-        strong = {k for k in g["keys"] if k.split(":", 1)[0] not in _WEAK_KINDS}
         for cid in sorted(self._incidents):
             cand = self._incidents[cid]
-            if strong & cand.keys or len(members & cand.members) >= 0.3 * min(len(members), len(cand.members)):
+            if len(members & cand.members) >= 0.3 * min(len(members), len(cand.members)):
                 inc = cand
                 break
         if inc is None:
             inc = _Incident()
-            inc.cluster_id = "cluster-" + stable_id(sorted(g["keys"])[0], cs)[:16]
+            inc.cluster_id = "cluster-" + stable_id(min(members), cs, g["kinds"] == ["accounts"])[:16]
             inc.start, inc.seq, inc.score = cs, 0, g["score"]
             inc.severity = severity_of(g["score"], c.severity_cuts)
             inc.members, inc.accounts, inc.last_end = set(members), set(accounts), we
@@ -283,9 +501,11 @@ class ClusterDetector:
                 inc.severity = severity_of(inc.score, c.severity_cuts)
 
     def _reasons(self, g: dict[str, Any]) -> list[dict[str, Any]]:
+        if "reasons" in g:
+            return g["reasons"]
         return [
             {"signal": "shared_keys", "value": ", ".join(g["kinds"]), "baseline": None, "weight": 1.5,
-             "text": f"{g['n']} tenants share {', '.join(sorted(g['keys'])[:3])} (key kinds shared: {', '.join(g['kinds'])})"},
+             "text": f"{g['n']} linked tenants share {', '.join(g['keys'][:3])} (key kinds shared: {', '.join(g['kinds'])})"},
             {"signal": "synchronous_start", "value": round(g["sync"], 4), "baseline": 0.0, "weight": 2.0,
              "text": f"{g['sync']:.0%} of members were first seen within {self.config.cluster_sync_seconds / 60:.0f} min of each other"},
             {"signal": "equal_load", "value": round(g["equal"], 4), "baseline": 0.0, "weight": 1.5,
@@ -315,7 +535,7 @@ class ClusterDetector:
                            detected_at=inc.last_end + q if reason is None else inc.last_end)
 
     def apply_feedback(self, record: dict[str, Any], cluster_id: str | None = None) -> list[dict[str, Any]]:
-        """``false_positive`` / ``benign_expected`` on a cluster alert suppresses the incident's keys."""
+        """``false_positive`` / ``benign_expected`` on a cluster alert suppresses the incident's linking keys."""
         if record.get("label") not in ("false_positive", "benign_expected") or cluster_id not in self._incidents:
             return []
         inc = self._incidents[cluster_id]

@@ -52,6 +52,17 @@ class DetectorConfig:
     cluster_sync_seconds: float = 6 * 3600.0  # members first seen within this of the median start are "synchronous"
     cluster_quiet_period: float = 7200.0
     max_accounts_per_summary: int = 8
+    cluster_half_life: float = 6 * 3600.0  # decay of a tenant's evidence profile in the cluster stage
+    cluster_horizon_seconds: float = 86400.0  # keys/accounts older than this are forgotten; idle profiles expire
+    cluster_max_tenants: int = 50000  # tenants per staged cluster window, and evidence profiles kept (LRU)
+    cluster_min_events: float = 1.0  # decayed events a profile needs before it can join the link graph
+    cluster_node_extraction: float = 0.1  # profile extraction strength to join the link graph
+    cluster_member_extraction: float = 0.25  # min(elicit, harvest) of a profile to be named in a cluster alert ...
+    cluster_member_strong_share: float = 0.1  # ... or this share of its windows with clear extraction (≥ 2 of them)
+    cluster_fresh_seconds: float = 3 * 86400.0  # members signed up within this of the median start are "fresh"
+    cluster_min_accounts: int = 3  # a single sparse tenant is judged as a group of its accounts from this many ...
+    cluster_account_min_strong: float = 10.0  # ... once it has this many (decayed) clear-extraction windows
+    cluster_volume_windows: float = 50.0  # clear-extraction windows across a group at which its volume term saturates
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -8,6 +8,7 @@ import jsonschema
 
 from detectors import ClusterDetector, DetectorConfig, Engine, KeySummary
 from detectors import synthetic as S
+from evaluation.scoring import ts_of
 from schemas import load_schema
 
 
@@ -66,19 +67,26 @@ def _summary(i: int, key: str, **kw: Any) -> KeySummary:
     return KeySummary(**d)
 
 
-def test_memory_caps_keys_and_members() -> None:
-    cfg = DetectorConfig(cluster_max_keys=10, cluster_max_members=5)
+def test_memory_caps_keys_members_and_tenants() -> None:
+    cfg = DetectorConfig(cluster_max_keys=10, cluster_max_members=5, cluster_max_tenants=30)
     cd = ClusterDetector(cfg)
     for i in range(50):
         cd.process(_summary(i, f"tmpl:k{i % 20}"))
-    assert sum(len(m) for b in cd._buckets.values() for m in b.values()) <= 10 * 5
+    assert sum(len(h) for b in cd._buckets.values() for h in b["keys"].values()) <= 10 * 5
     assert cd.stats["dropped_keys"] > 0
+    assert len(cd._buckets[S.T0]["tenants"]) == 30 and cd.stats["dropped_tenants"] == 20
     cd2 = ClusterDetector(cfg)
     for i in range(50):
         cd2.process(_summary(i, "tmpl:one"))
     assert cd2.stats["dropped_members"] == 45
     cd.advance(S.T0 + 3600)
     assert cd._buckets == {}
+    assert len(cd._profiles) == 30  # the evidence profiles are capped too
+    for i in range(10):  # a later window: the least recently active profiles make room
+        cd.process(_summary(100 + i, "tmpl:k0", window_start=S.T0 + 3600))
+    cd.advance(S.T0 + 7200)
+    assert len(cd._profiles) == 30 and cd.stats["evicted_profiles"] == 10
+    assert all(len(p.keys) <= 16 and len(p.accounts) <= 16 for p in cd._profiles.values())
 
 
 def test_summary_roundtrip_dict() -> None:
@@ -101,3 +109,77 @@ def test_feedback_on_cluster_alert_suppresses_its_keys() -> None:
     cl = [a for a in out if a["kind"] == "cluster"]
     assert [a["status"] for a in cl] == ["open", "resolved"]
     assert cl[1]["reasons"][0]["signal"] == "analyst_feedback"
+
+
+def _rewired(events: list[dict[str, Any]], **fields: Any) -> list[dict[str, Any]]:
+    return [{**e, **fields} for e in events]
+
+
+def test_two_groups_sharing_only_an_sdk_and_asn_get_separate_incidents() -> None:
+    """A second campaign on the same SDK string, ASN and template is a new incident, not an update of the first."""
+    first = S.hydra("hya", n_tenants=10, hours=6, seed=6)
+    second = _rewired(S.hydra("hyb", n_tenants=10, start=S.T0 + 9 * 3600, hours=6, seed=9),
+                      client_ip_prefix="pfx-other", payment_fingerprint="pay-other")
+    alerts = run(S.merge(background(4), first, second))
+    cl = [a for a in alerts if a["kind"] == "cluster"]
+    opens = [a for a in cl if a["status"] == "open"]
+    assert len(opens) == 2, [(a["detected_at"], a["tenant_ids"]) for a in opens]
+    groups = [{t.split("-")[0] for t in a["tenant_ids"]} for a in opens]
+    assert groups == [{"hya"}, {"hyb"}]
+    assert opens[0]["cluster_id"] != opens[1]["cluster_id"]
+    for a in cl:  # no alert of either incident names the other group's tenants
+        assert len({t.split("-")[0] for t in a["tenant_ids"]}) <= 1
+    named = {t for a in cl if a["status"] in ("open", "update") for t in a["tenant_ids"]}
+    assert named == {f"hya-{k:03d}" for k in range(10)} | {f"hyb-{k:03d}" for k in range(10)}
+
+
+def test_one_shared_card_links_a_group_without_any_other_shared_key() -> None:
+    hy = S.hydra("hyc", n_tenants=8, hours=6, seed=4)
+    hy = [{**e, "client_ip_prefix": f"pfx-{e['tenant_id']}", "user_agent": f"ua-{e['tenant_id']}",
+           "prompt_template_id": None} for e in hy]
+    hy = [{k: v for k, v in e.items() if v is not None} for e in hy]
+    opens = [a for a in run(S.merge(background(3), hy)) if a["kind"] == "cluster" and a["status"] == "open"]
+    assert len(opens) == 1 and set(opens[0]["tenant_ids"]) == {f"hyc-{k:03d}" for k in range(8)}
+    assert "pay" in opens[0]["reasons"][0]["value"]
+
+
+def test_low_and_slow_tenant_over_several_accounts_is_pooled_over_hours() -> None:
+    """~3 requests per 5-minute window (70 % extraction) over 3 accounts: too sparse for one window, caught by
+    the cluster stage's decayed profile as a group of accounts; sparse benign tenants are not."""
+    slow = S.hydra("slow", n_tenants=1, hours=12, rate=0.01, extraction_share=0.7, seed=21)
+    assert len(slow) / (12 * 12) < 5  # fewer events per window than a window-level decision needs
+    alerts = run(S.merge(background(6), slow))
+    opens = [a for a in alerts if a["kind"] == "cluster" and a["status"] == "open"]
+    assert len(opens) == 1
+    a = opens[0]
+    assert a["tenant_ids"] == ["slow-000"] and set(a["account_ids"]) == {f"slow-000-a{i}" for i in range(3)}
+    assert {r["signal"] for r in a["reasons"]} >= {"account_spread", "sustained_extraction", "sparse_windows"}
+    assert ts_of(a["detected_at"]) - slow[0]["ts"] < 6 * 3600
+    benign_sparse = S.merge(*[S.chat(f"sp-{k}", hours=12, peak_rate=0.01, seed=40 + k) for k in range(6)])
+    assert [a for a in run(S.merge(background(3), benign_sparse)) if a["kind"] == "cluster"] == []
+
+
+def test_evasive_swarm_from_the_simulator_is_caught_without_naming_benign_tenants() -> None:
+    """Issue 7's adversary (simulator ``evasive_swarm``) among benign tenants incl. companies sharing a card."""
+    from detectors.features import prompt_features
+    from schemas import EventCodec
+    from simulator import AttackSpec, SimConfig, generate
+
+    cfg = SimConfig(seed=5, days=3, preset="test", volume=0.3, malformed_share=0.0,
+                    benign={"chat": 3, "org_workspace": 6, "tutoring": 2, "coding_agent": 2, "new_tenant": 2,
+                            "batch": 1, "hobby": 2},
+                    attacks=[AttackSpec("evasive_swarm", {"size": 24, "window": (0.05, 1.0)})])
+    sim = generate(cfg)
+    labels = sim.labels()
+    swarm = set(labels["attacks"][0]["tenants"])
+    codec = EventCodec(prompt_hook=prompt_features)
+    eng = Engine()
+    alerts: list[dict[str, Any]] = []
+    for r in sim.records():
+        alerts += eng.process(codec.decode(r.line))
+    alerts += eng.finish()
+    cl = [a for a in alerts if a["kind"] == "cluster"]
+    assert any(a["status"] == "open" and len(a["tenant_ids"]) >= 5 for a in cl)
+    named = {t for a in cl if a["status"] in ("open", "update") for t in a["tenant_ids"]}
+    assert named <= swarm, named - swarm
+    assert len(named) >= 0.5 * len(swarm)
