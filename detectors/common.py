@@ -21,6 +21,7 @@ class DetectorConfig:
     allowed_lateness: float = 120.0  # watermark = max event time - allowed lateness
     max_future_seconds: float = 86400.0  # a jump further ahead than this is quarantined (clamped)
     future_confirm_seconds: float = 3600.0  # a second far-future event within this of the first confirms the jump
+    watermark_quorum: int = 2  # the partition clock is the quorum-th latest tenant clock: one tenant cannot move it
     # scoring
     open_threshold: float = 0.6  # window score that counts as suspicious
     watch_threshold: float = 0.4  # window score that starts / continues a suspicious run (first_seen)

@@ -9,7 +9,7 @@ cluster windows. Output order is deterministic for a given input order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 from detectors.common import DetectorConfig
@@ -28,9 +28,15 @@ class Engine:
     The stages and their clocks are the ones the Kafka workers and replay run (``detectors.stages``).
     """
 
-    def __init__(self, config: DetectorConfig | None = None, on_window: WindowCallback | None = None) -> None:
+    def __init__(self, config: DetectorConfig | None = None, on_window: WindowCallback | None = None, *,
+                 max_tenants: int = 0, store: MutableMapping[str, bytes] | None = None) -> None:
+        """``max_tenants`` > 0 keeps at most that many tenants in memory; the least recently seen go to
+        ``store`` (default: a dict; pass a disk-backed mapping to bound memory) and return when needed."""
         self.config = config or DetectorConfig()
-        self.tenant_stage = TenantStage(self.config, on_window=on_window)
+        if max_tenants > 0 and store is None:
+            store = {}
+        self.max_tenants = max_tenants
+        self.tenant_stage = TenantStage(self.config, on_window=on_window, max_tenants=max_tenants, store=store)
         self.cluster_stage = ClusterStage(self.config)
         self.tenants = self.tenant_stage.detector
         self.clusters = self.cluster_stage.detector
@@ -40,6 +46,8 @@ class Engine:
         stage = self.tenant_stage
         advanced = stage.advanced_to
         alerts = stage.process(event)
+        if self.max_tenants and len(self.tenants) > self.max_tenants:
+            stage.evict_over_cap()
         if self.tenants._summaries:
             self._feed()
         if stage.advanced_to != advanced:
@@ -81,4 +89,7 @@ class Engine:
 
     @property
     def stats(self) -> dict[str, Any]:
-        return {**self.tenants.stats, "cluster": dict(self.clusters.stats)}
+        stage, lru = self.tenant_stage, self.tenant_stage.lru
+        return {**self.tenants.stats, "replays": stage.replays, "tenants_in_memory": len(self.tenants),
+                "evicted": lru.evicted if lru else 0, "restored": lru.restored if lru else 0,
+                "cluster": dict(self.clusters.stats)}

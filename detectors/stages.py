@@ -11,26 +11,37 @@ alerts do not depend on where it runs.
 from __future__ import annotations
 
 import math
+from collections.abc import MutableMapping
 from typing import Any
 
+from detectors.admission import MAX_MODELS, LruTenants, QuorumClock
 from detectors.cluster import ClusterDetector
 from detectors.common import DetectorConfig
 from detectors.tenant import KeySummary, TenantDetector
 
 Alert = dict[str, Any]
+REPLAY_REASON = "event_id: replay of one of the tenant's last 16 events"
 
 
 class TenantStage:
     """A :class:`TenantDetector` driven by the watermark of the events it is fed."""
 
     def __init__(self, config: DetectorConfig | None = None, on_window: Any = None,
-                 model_first_seen: dict[str, float] | None = None) -> None:
+                 model_first_seen: dict[str, float] | None = None, *, max_tenants: int = 0,
+                 store: MutableMapping[str, bytes] | None = None) -> None:
+        """``max_tenants`` > 0 caps the tenants in memory; evicted ones go to ``store`` and come back on demand."""
         self.config = config or DetectorConfig()
         self.detector = TenantDetector(self.config, on_window=on_window, model_first_seen=model_first_seen)
-        self.max_ts = -math.inf
+        self.max_ts = -math.inf  # the partition clock (QuorumClock value)
+        self.clock = QuorumClock(self.config.watermark_quorum)
         self.advanced_to = -math.inf  # the last watermark this stage advanced its tenants to
         self._tick = self.config.window_seconds / 5.0
         self._next_advance = -math.inf
+        self.rejected: str | None = None  # why the last event given to process() was dropped (None: processed)
+        self.replays = 0
+        self.lru = LruTenants(max_tenants, store) if max_tenants > 0 or store is not None else None
+        if self.lru is not None:
+            self.detector.loader = self.lru.load
 
     def drain_dirty(self) -> set[str]:
         """Tenants changed since the last call (what a checkpoint must write)."""
@@ -41,11 +52,13 @@ class TenantStage:
         det = self.detector
         return {"max_ts": self.max_ts if self.max_ts > -math.inf else None,
                 "stream_start": det.stream_start if det.stream_start < math.inf else None,
-                "model_first_seen": dict(det.model_first_seen)}
+                "model_first_seen": dict(det.model_first_seen), "clock": self.clock.state()}
 
     def load_meta(self, meta: dict[str, Any]) -> None:
         """Restore :meth:`meta` (merging first-seen times, which may be shared with other stages)."""
         det = self.detector
+        if "clock" in meta:
+            self.clock.load(meta["clock"])
         if meta.get("max_ts") is not None:
             self.max_ts = max(self.max_ts, meta["max_ts"])
             self._next_advance = self.watermark + self._tick
@@ -60,18 +73,82 @@ class TenantStage:
         return self.max_ts - self.config.allowed_lateness
 
     def process(self, event: dict[str, Any]) -> list[Alert]:
-        """Feed one decoded event; returns tenant alerts (key summaries wait in :meth:`drain_summaries`)."""
+        """Feed one decoded event; returns tenant alerts (key summaries wait in :meth:`drain_summaries`).
+
+        A replayed ``event_id`` (one of the tenant's last 16) is dropped and :attr:`rejected` says why, so a
+        worker can dead-letter it. An event behind the partition watermark is processed (as a late event of
+        its tenant) but cannot move the shared first-seen times of models or of the stream.
+        """
         det = self.detector
+        tid = event["tenant_id"]
+        self.rejected = None
+        if self.lru is not None:
+            self.lru.touch(tid)
+        known = det.reload(tid)
+        if known and det.replayed(event):
+            self.rejected = REPLAY_REASON
+            self.replays += 1
+            return []
+        mfs = det.model_first_seen
+        guard = event["ts"] < self.max_ts - self.config.allowed_lateness or len(mfs) >= MAX_MODELS
+        if guard:
+            model, mf_before, start_before = event["model"], mfs.get(event["model"]), det.stream_start
         alerts = det.process(event)
+        if not known:
+            det.replayed(event)  # remember the new tenant's first id
+        if guard:
+            self._guard_shared(event, model, mf_before, start_before)
         ts = det.last_ts  # effective event time: a quarantined far-future timestamp does not count
-        if ts > self.max_ts:
-            self.max_ts = ts
-            wm = ts - self.config.allowed_lateness
+        if ts > self.clock.kth and self.clock.observe(tid, ts):
+            self.max_ts = self.clock.value
+            wm = self.max_ts - self.config.allowed_lateness
             if wm >= self._next_advance:
                 self._next_advance = wm + self._tick
                 self.advanced_to = wm
                 alerts += det.advance(wm)
         return alerts
+
+    def _guard_shared(self, event: dict[str, Any], model: str, mf_before: float | None, start_before: float) -> None:
+        """Undo what a late event or a flood of model names did to state shared by all tenants."""
+        det = self.detector
+        mfs = det.model_first_seen
+        floor = self.max_ts - self.config.allowed_lateness
+        if mf_before is None and len(mfs) > MAX_MODELS:
+            mfs.pop(model, None)  # the table is full: an unseen model stays unknown (no first-seen time kept)
+        elif event["ts"] < floor and mfs.get(model, math.inf) < floor:
+            mfs[model] = floor if mf_before is None else min(mf_before, floor)
+        if det.stream_start < start_before and det.stream_start < floor:
+            det.stream_start = min(start_before, floor)
+
+    def evict(self, count: int, persist: bool = True) -> int:
+        """Move up to ``count`` least recently seen tenants out of memory; returns how many left.
+
+        ``persist``: write each snapshot to the store first (embedded mode). A worker passes False and
+        evicts right after a checkpoint: the changelog-backed table already holds every unchanged tenant.
+        """
+        lru = self.lru
+        if lru is None or count <= 0:
+            return 0
+        det = self.detector
+        victims = lru.victims(det, count, clean_only=not persist)
+        for tid in victims:
+            if persist and lru.store is not None:
+                lru.store[tid] = det.snapshot(tid)
+            det.forget(tid)
+            det.changed.discard(tid)
+            del lru.order[tid]
+        lru.evicted += len(victims)
+        return len(victims)
+
+    def evict_over_cap(self, persist: bool = True) -> int:
+        """Enforce ``max_tenants`` (with 10 % headroom, so eviction runs in batches, not on every new tenant)."""
+        lru = self.lru
+        if lru is None or not lru.max_tenants:
+            return 0
+        n = len(self.detector)
+        if n <= lru.max_tenants:
+            return 0
+        return self.evict(n - (lru.max_tenants - lru.max_tenants // 10), persist)
 
     def advance(self, watermark_ts: float) -> list[Alert]:
         self.advanced_to = max(self.advanced_to, watermark_ts)

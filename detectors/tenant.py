@@ -21,7 +21,9 @@ from __future__ import annotations
 import heapq
 import math
 import struct
+import zlib
 from array import array
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from hashlib import blake2b
 from typing import Any
@@ -40,6 +42,7 @@ _SNAP_VERSION = 1
 _BLOOM_BYTES = 1024  # 8192-bit Bloom filter (k=2) of the tenant's prompt fingerprints
 _BLOOM_RESET = 2400  # bits set -> reset (false-positive rate stays below ~9%)
 _NEAR_DUP_BITS = 10  # SimHash Hamming distance that counts as a near-duplicate
+_ID_RING = 16  # a tenant's last event ids (hashed) kept to drop replays and gateway retries
 _SEV_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 _CODING_WORDS = ("code", "coding", "program", "software", "debug", "sql", "python", "javascript", "tool", "agent",
                  "api", "devops", "algorithm")
@@ -106,7 +109,7 @@ class _Tenant:
         "recent", "n_active", "drift_at", "run_start", "low_run", "last_x",
         "inc_start", "inc_seq", "inc_sev", "inc_score", "inc_events", "inc_reported", "inc_first_seen",
         "inc_last_susp", "inc_evidence", "inc_pattern", "last_pattern", "cooldown_until", "suppressed",
-        "flagged", "n_late", "n_future", "n_suppressed", "carry",
+        "flagged", "n_late", "n_future", "n_suppressed", "carry", "ids", "ids_i",
     )
 
 
@@ -143,6 +146,7 @@ class TenantDetector:
         self.stream_start = math.inf  # earliest event time seen (models present from the start are not "new")
         self._clock = -math.inf  # latest watermark passed to advance() (reference for a brand-new tenant)
         self.last_ts = -math.inf
+        self.loader: Callable[[str], bytes | None] | None = None  # where evicted tenants are restored from
         self._n_events = self._n_late = 0
         self._horizon = float(c.new_model_horizon)
         self._warmup = float(c.new_model_warmup)
@@ -187,6 +191,8 @@ class TenantDetector:
         st.flagged = False
         st.n_late = st.n_future = st.n_suppressed = 0
         st.carry = None
+        st.ids = array("Q", bytes(8 * _ID_RING))
+        st.ids_i = 0
         self._tenants[tid] = st
         if tid in self._pending_feedback:
             for rec in self._pending_feedback.pop(tid):
@@ -215,6 +221,8 @@ class TenantDetector:
         self.changed.add(tid)
         ts = ev["ts"]
         st = self._tenants.get(tid)
+        if st is None and self.loader is not None:
+            st = self._reload(tid)
         if st is None:
             if ts > self._clock + self._max_future > -math.inf:  # brand-new tenant, far ahead of everyone
                 self._stats["future_clamped"] += 1
@@ -628,6 +636,8 @@ class TenantDetector:
         while heap and heap[0][0] <= watermark_ts:
             _, tid = heapq.heappop(heap)
             st = self._tenants.get(tid)
+            if st is None and self.loader is not None:  # evicted with an open window: it closes on time
+                st = self._reload(tid)
             if st is not None and st.next_close <= watermark_ts:
                 touched.append(tid)
                 out += self._close_until(st, watermark_ts)
@@ -646,6 +656,9 @@ class TenantDetector:
         *other* tenants' traffic continues (interleaving invariance).
         """
         out: list[dict[str, Any]] = []
+        if self.loader is not None:  # evicted tenants with open windows close like the others
+            for tid in sorted({t for _, t in self._heap if t not in self._tenants}):
+                self._reload(tid)
         for tid in sorted(self._tenants):
             st = self._tenants[tid]
             if st.wins:
@@ -680,6 +693,8 @@ class TenantDetector:
         if not isinstance(tid, str):
             return []
         st = self._tenants.get(tid)
+        if st is None and self.loader is not None:
+            st = self._reload(tid)
         if st is None:  # kept (bounded) until the tenant appears or is restored
             if tid in self._pending_feedback or len(self._pending_feedback) < 10_000:
                 self._pending_feedback.setdefault(tid, []).append(dict(record))
@@ -726,6 +741,7 @@ class TenantDetector:
             "last_pattern": st.last_pattern, "cooldown_until": _f(st.cooldown_until), "suppressed": st.suppressed,
             "flagged": st.flagged, "n_late": st.n_late, "n_future": st.n_future, "n_suppressed": st.n_suppressed,
             "carry": [_f(v) if isinstance(v, float) else v for v in st.carry.to_list()] if st.carry else None,
+            "ids": st.ids.tolist(), "ids_i": st.ids_i,
         }
         return _SNAP_MAGIC + struct.pack("<H", _SNAP_VERSION) + orjson.dumps(doc)
 
@@ -755,6 +771,9 @@ class TenantDetector:
         if d.get("carry") is not None:
             st.carry = Window.from_list([_unf(v) if isinstance(v, str) and v in ("inf", "-inf") else v
                                          for v in d["carry"]])
+        if "ids" in d:  # absent in snapshots written before replay filtering
+            st.ids = array("Q", d["ids"])
+            st.ids_i = d["ids_i"]
         for vals in d["wins"]:
             w = Window.from_list([_unf(v) if isinstance(v, str) and v in ("inf", "-inf") else v for v in vals])
             st.wins[w.start] = w
@@ -764,6 +783,48 @@ class TenantDetector:
             self._incidents.add(tenant_id)
         if st.first_ts < self.stream_start:
             self.stream_start = st.first_ts
+
+    # ------------------------------------------------------------------ eviction and replays
+    def _reload(self, tenant_id: str) -> _Tenant | None:
+        """Restore an evicted tenant through :attr:`loader` (None when the loader does not know it)."""
+        data = self.loader(tenant_id) if self.loader is not None else None
+        if data is None:
+            return None
+        self.restore(tenant_id, data)
+        return self._tenants[tenant_id]
+
+    def reload(self, tenant_id: str) -> bool:
+        """Whether ``tenant_id`` is in memory, restoring it through :attr:`loader` first if it was evicted."""
+        return tenant_id in self._tenants or self._reload(tenant_id) is not None
+
+    def has_open_incident(self, tenant_id: str) -> bool:
+        return tenant_id in self._incidents
+
+    def forget(self, tenant_id: str) -> None:
+        """Drop one tenant from memory (the caller has stored its :meth:`snapshot`; :attr:`loader` brings it back).
+
+        Its pending window-close entries stay in the heap, so an evicted tenant's windows still close at the
+        same watermark as if it had stayed in memory.
+        """
+        del self._tenants[tenant_id]
+        self._incidents.discard(tenant_id)
+
+    def replayed(self, ev: dict[str, Any]) -> bool:
+        """True if ``ev``'s ``event_id`` is among its tenant's last 16 ids (a replay or retry); else remember it.
+
+        An unknown tenant has seen nothing, so this is False (call it again after :meth:`process` to record).
+        """
+        st = self._tenants.get(ev["tenant_id"])
+        if st is None:
+            return False
+        raw = ev["event_id"].encode("utf-8", "surrogatepass")
+        h = (zlib.crc32(raw) << 32 | zlib.adler32(raw)) | 1  # deterministic across processes; 0 marks a free slot
+        ids = st.ids
+        if h in ids:
+            return True
+        ids[st.ids_i] = h
+        st.ids_i = (st.ids_i + 1) % _ID_RING
+        return False
 
     def evict_idle(self, before_ts: float) -> dict[str, bytes]:
         """Remove tenants with no event since ``before_ts`` and no open window; returns their snapshots."""

@@ -11,9 +11,10 @@ def test_a_quiet_tenant_whose_window_another_tenant_closes_counts_as_changed():
     stage.process(syn._event("quiet", 0, syn.T0))
     assert stage.drain_dirty() == {"quiet"}
     assert stage.drain_dirty() == set(), "draining resets"
-    for i in range(60):  # an hour of another tenant's traffic moves the watermark past quiet's window
-        stage.process(syn._event("busy", i, syn.T0 + 60 * (i + 1)))
-    assert stage.drain_dirty() == {"busy", "quiet"}
+    for i in range(60):  # an hour of two other tenants' traffic moves the watermark past quiet's window
+        stage.process(syn._event("busy", i, syn.T0 + 60 * (i + 1)))  # (the clock needs watermark_quorum = 2 tenants)
+        stage.process(syn._event("busy2", i, syn.T0 + 60 * (i + 1)))
+    assert stage.drain_dirty() == {"busy", "busy2", "quiet"}
     assert not stage.detector.tenant_info("quiet")["open_windows"]
 
 
