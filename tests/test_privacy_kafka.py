@@ -72,6 +72,7 @@ def test_no_prompt_text_anywhere_and_hostile_strings_escaped(kafka_env, worker_f
     app_id = kafka_env["DISTILLGUARD_APP_ID"]
     prefix = kafka_env["DISTILLGUARD_EVENTS_TOPIC"].rsplit(".", 1)[0]
     evs = events()
+    kafka_env["DISTILLGUARD_CHECKPOINT_SECONDS"] = "1"  # state reaches the changelog soon after the last event
     worker = worker_factory(kafka_env)
     worker.wait_ready()
     produce(bootstrap, kafka_env["DISTILLGUARD_EVENTS_TOPIC"], evs)
@@ -90,7 +91,7 @@ def test_no_prompt_text_anywhere_and_hostile_strings_escaped(kafka_env, worker_f
     deadline = time.time() + 60
     while "feedback_applied" not in worker.log_text() and time.time() < deadline:
         time.sleep(0.5)
-    time.sleep(6)  # one more checkpoint interval: state of every tenant is in the changelog
+    time.sleep(2)  # past the last checkpoint interval: every tenant's state is in the changelog
     status, body = worker.get("/metrics")
     assert status == 200
     metrics_text = body.decode()
