@@ -21,6 +21,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from detectors import synthetic as syn
+from detectors.common import DetectorConfig
 from tests.conftest import WorkerProcess, dg_env
 from tests.kafka_utils import canonical, partition_for, run_detect, wire
 from tests.private_kafka import PrivateBroker
@@ -28,27 +29,33 @@ from tests.private_kafka import PrivateBroker
 pytestmark = pytest.mark.kafka
 PARTITIONS = 3
 OUTAGE_SECONDS = 30.0
-RATE = 500.0  # events per second from the producer thread
+RATE = 350.0  # events per second from the producer thread
 
 
 def scenario() -> list[dict]:
     """Two extraction attackers, a prober, a hydra group and benign neighbours over 4 h of event time,
-    then one far-later event per partition so the live pipeline closes the windows ``detect`` closes."""
+    then far-later events on every partition (as many tenants as the watermark quorum) so the live
+    pipeline closes the windows ``detect`` closes."""
     s = syn.T0
     events = syn.merge(
-        syn.extraction("atk-1", start=s, hours=4, rate=0.25, seed=11),
-        syn.extraction("atk-2", start=s + 3600, hours=3, rate=0.25, seed=12),
-        syn.probing("probe-1", start=s + 1800, hours=3, rate=0.25, seed=13),
+        syn.extraction("atk-1", start=s, hours=4, rate=0.12, seed=11),
+        syn.extraction("atk-2", start=s + 3600, hours=3, rate=0.12, seed=12),
+        syn.probing("probe-1", start=s + 1800, hours=3, rate=0.12, seed=13),
         syn.chat("chat-1", start=s, hours=4, seed=14),
-        syn.batch("batch-1", start=s, hours=4, rate=0.1, seed=15),
+        syn.batch("batch-1", start=s, hours=4, rate=0.05, seed=15),
         syn.hydra("hyd", n_tenants=8, start=s + 1800, hours=3.5, seed=16),
     )
     end = max(e["ts"] for e in events) + 6 * 3600
-    flush, i = {}, 0
-    while len(flush) < PARTITIONS:
-        flush.setdefault(partition_for(f"flush-{i}", PARTITIONS), f"flush-{i}")
+    quorum = DetectorConfig().watermark_quorum  # a partition's clock moves when this many tenants agree
+    flush: dict[int, list[str]] = {p: [] for p in range(PARTITIONS)}
+    i = 0
+    while any(len(names) < quorum for names in flush.values()):
+        names = flush[partition_for(f"flush-{i}", PARTITIONS)]
+        if len(names) < quorum:
+            names.append(f"flush-{i}")
         i += 1
-    events += [syn._event(tenant, 0, end + n) for n, (_, tenant) in enumerate(sorted(flush.items()))]
+    tenants = sorted(name for names in flush.values() for name in names)
+    events += [syn._event(tenant, 0, end + n) for n, tenant in enumerate(tenants)]
     return events
 
 
