@@ -94,8 +94,8 @@ class PacedProducer(threading.Thread):
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
     b = PrivateBroker(tmp_path_factory.mktemp("kafka-outage"))
-    b.start()
     try:
+        b.start()  # inside the try: a broker that failed half-way through its start is removed too
         yield b
     finally:
         b.reset()

@@ -34,8 +34,8 @@ SIM = ["--preset", "demo", "--days", "1", "--tenants", "4", "--intensity", "0.1"
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory) -> Iterator[PrivateBroker]:
     b = PrivateBroker(tmp_path_factory.mktemp("kafka-sasl"), users={USER: PASSWORD})
-    b.start()
     try:
+        b.start()  # inside the try: a broker that failed half-way through its start is removed too
         yield b
     finally:
         b.reset()
