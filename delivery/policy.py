@@ -35,7 +35,6 @@ import orjson
 
 from detectors.common import iso, stable_id
 
-REASONS = ("new", "update", "repeat", "resolved")
 CLOCK_KEY = "clock"
 
 

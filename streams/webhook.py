@@ -95,7 +95,7 @@ class WebhookSink:
                 async with session.post(self.url, data=body, headers=headers, allow_redirects=False) as resp:
                     await resp.read()
                     status, retry_after = resp.status, resp.headers.get("Retry-After")
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 outcome = type(exc).__name__
             else:
                 if 200 <= status < 300:
