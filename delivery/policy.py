@@ -98,7 +98,8 @@ def _valid(alert: Any) -> bool:
         return False
     if alert.get("kind") == "tenant":
         return isinstance(alert.get("tenant_id"), str) and bool(alert["tenant_id"])
-    return alert.get("kind") == "cluster" and isinstance(alert.get("tenant_ids"), list)
+    members = alert.get("tenant_ids")
+    return alert.get("kind") == "cluster" and isinstance(members, list) and all(isinstance(m, str) for m in members)
 
 
 class NotificationPolicy:
@@ -204,6 +205,8 @@ class NotificationPolicy:
                 return []
             return [self._page(inc, "new", now)]
         self._touch(inc, alert)
+        if inc.folded_into is not None and inc.folded_into not in self._incidents:
+            inc.folded_into = container  # its cluster went away without releasing it (state from an older version)
         if inc.folded_into is not None:
             cluster = inc.folded_into
             self._fold(cluster, alert, tid)

@@ -107,9 +107,13 @@ def register_delivery(app: faust.App, settings: Settings) -> None:
     async def deliver(stream: faust.StreamT) -> None:
         async for value in stream:
             p = policy()
-            msg = orjson.loads(value)
-            now = float(msg["now"])
-            notes = p.tick(now) if msg["type"] == "tick" else p.process(msg["alert"], now)
+            try:
+                msg = orjson.loads(value)
+                now = float(msg["now"])
+                notes = p.tick(now) if msg["type"] == "tick" else p.process(msg["alert"], now)
+            except Exception as exc:  # noqa: BLE001 - one bad input must not stop delivery
+                log.error("delivery_input_failed", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+                notes = []
             for note in notes:
                 meta = note["notification"]
                 await notifications.send(key=meta["incident_key"].encode(), value=orjson.dumps(note))

@@ -196,7 +196,9 @@ def test_duplicates_invalid_input_and_unknown_incidents():
     a = tenant_alert("t1", "open", "t-1")
     assert len(p.process(a, 0)) == 1
     assert p.process(dict(a), 1) == [] and p.counts["duplicate"] == 1, "a re-sent alert id pages once"
-    assert p.process({"alert_id": 3}, 2) == [] and p.process({"kind": "tenant"}, 2) == [] and p.counts["invalid"] == 2
+    assert p.process({"alert_id": 3}, 2) == [] and p.process({"kind": "tenant"}, 2) == []
+    assert p.process({**cluster_alert("c", "open", "c-9", []), "tenant_ids": [None]}, 2) == []
+    assert p.counts["invalid"] == 3
     assert reasons(p.process(tenant_alert("t7", "update", "t-7"), 3)) == [("t7", "new")], "first sight pages as new"
     assert reasons(p.process(tenant_alert("t8", "resolved", "t-8"), 3)) == [("t8", "resolved")]
     assert p.incident("tenant:t8") is None
