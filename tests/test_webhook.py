@@ -197,3 +197,18 @@ def test_settings_secret_handling(tmp_path):
     assert redact("http://user:pw@127.0.0.1:8080/a/b?c=d") == "http://127.0.0.1:8080"
     mac = hmac.new(b"k", b"1700000000.{}", hashlib.sha256).hexdigest()
     assert sign(b"k", b"{}", 1700000000) == f"t=1700000000,v1={mac}"
+
+
+def test_the_documented_verification_snippet_accepts_our_signatures():
+    """docs/DELIVERY.md's Python snippet, run as written, against the sink's signing code."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "DELIVERY.md").read_text()
+    snippet = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(snippet, namespace)  # noqa: S102 - our own documentation
+    body = orjson.dumps(note(1))
+    header = sign(SECRET, body, int(time.time()))
+    assert namespace["verify"](SECRET, body, header)
+    assert not namespace["verify"](SECRET, body + b" ", header)
+    assert not namespace["verify"](SECRET, body, sign(SECRET, body, int(time.time()) - 600))
