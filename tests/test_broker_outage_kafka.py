@@ -126,10 +126,9 @@ def test_worker_rides_out_a_30s_broker_outage(broker: PrivateBroker, tmp_path: P
     events = scenario()
     env = dg_env("outage", broker.bootstrap, DISTILLGUARD_PARTITIONS=str(PARTITIONS),
                  DISTILLGUARD_DATA_DIR=str(tmp_path / "data"))
-    create_topics(Settings(bootstrap_servers=broker.bootstrap, partitions=PARTITIONS,
-                           events_topic=env["DISTILLGUARD_EVENTS_TOPIC"], dlq_topic=env["DISTILLGUARD_DLQ_TOPIC"],
-                           alerts_topic=env["DISTILLGUARD_ALERTS_TOPIC"],
-                           feedback_topic=env["DISTILLGUARD_FEEDBACK_TOPIC"]))
+    # every topic the worker's settings name (whatever topics later features add)
+    create_topics(Settings(**{k.removeprefix("DISTILLGUARD_").lower(): v for k, v in env.items()
+                              if k.startswith("DISTILLGUARD_")}))
     worker = WorkerProcess(env, tmp_path / "worker.log")
     try:
         worker.wait_ready(timeout=120)
