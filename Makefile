@@ -7,7 +7,7 @@ export DG_KAFKA_PORT
 export DG_KAFKA_PYTHON ?= $(abspath $(PY))
 PYTEST_ARGS ?= -q
 
-.PHONY: run test docs-check bench bench-core bench-streaming venv kafka-start kafka-stop clean
+.PHONY: run test docs-check bench bench-core bench-streaming soak venv kafka-start kafka-stop clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,15 @@ bench-streaming: venv
 	bash docker/kafka-local.sh start
 	status=0; $(PY) bench/bench_streaming.py || status=$$?; \
 	if [ -f bench/bench_replay.py ]; then $(PY) bench/bench_replay.py || status=$$?; fi; \
+	bash docker/kafka-local.sh stop; exit $$status
+
+## soak: long reliability runs (about 30 min on 2 cores): the 1,000,000-tenant engine flood, then 100,000
+## hostile messages and a 100,000-tenant flood through a real worker (starts and stops the local Kafka)
+soak: venv
+	$(PY) bench/bench_flood.py 1000000 20000
+	bash docker/kafka-local.sh start
+	status=0; DG_HOSTILE_EVENTS=100000 DG_FLOOD_TENANTS=100000 $(PY) -m pytest -q -s \
+	  tests/test_hostile_input_kafka.py tests/test_cardinality_kafka.py || status=$$?; \
 	bash docker/kafka-local.sh stop; exit $$status
 
 kafka-start:

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
 
     # limits
     max_event_bytes: int = Field(256 * 1024, ge=256, description="larger events go to the dead-letter topic")
+    max_tenants_in_memory: int = Field(100_000, ge=0, description="tenants a worker (or detect run) keeps in memory; "
+                                       "the least recently seen are evicted to the state store and restored on return (0 = no cap)")
+    table_store: Literal["memory://", "rocksdb://"] = Field(
+        "memory://", description="Faust table store of worker state; rocksdb:// keeps evicted tenants on disk under data_dir")
 
     # logging
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -16,7 +16,7 @@ def create_app(settings: Settings) -> faust.App:
         **faust_broker_config(settings),
         key_serializer="raw",
         value_serializer="raw",
-        store="memory://",
+        store=settings.table_store,  # rocksdb:// keeps evicted tenants' state on disk (docs/RELIABILITY.md)
         datadir=str(settings.data_dir),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,

@@ -31,6 +31,11 @@ WEBHOOK_FAILED = Counter("distillguard_webhook_failed", "notifications given up 
 WEBHOOK_RETRIES = Counter("distillguard_webhook_retries", "webhook POST attempts repeated after an error", registry=REGISTRY)
 WEBHOOK_DROPPED = Counter("distillguard_webhook_dropped", "notifications dropped because the webhook queue was full", registry=REGISTRY)
 WEBHOOK_QUEUE = Gauge("distillguard_webhook_queue", "notifications waiting for the webhook", registry=REGISTRY)
+EVICTIONS = Counter("distillguard_tenants_evicted", "tenants moved out of memory (max_tenants_in_memory)", registry=REGISTRY)
+RESTORES = Counter("distillguard_tenants_restored", "evicted or checkpointed tenants restored from the state table",
+                   registry=REGISTRY)
+EVENT_TIME = Counter("distillguard_event_time_adjusted", "events processed with an adjusted time: late (behind their tenant's "
+                     "closed windows) or future_clamped (quarantined far-future timestamp)", ["kind"], registry=REGISTRY)
 CHECKPOINT_AGE = Gauge("distillguard_checkpoint_age_seconds", "seconds since the last state checkpoint", registry=REGISTRY)
 
 

@@ -47,6 +47,9 @@ from streams.ingest import make_codec
 
 log = get_logger(__name__)
 SUMMARY_BATCH = 100  # summaries a message (~2.5 KB each): well below Kafka's 1 MB message limit
+# small RocksDB memtables and block cache per partition: evicted tenants live on disk, not in the caches
+ROCKSDB_OPTIONS = {"write_buffer_size": 4 << 20, "max_write_buffer_number": 2, "block_cache_size": 16 << 20,
+                   "block_cache_compressed_size": 4 << 20}
 CHECKPOINT_KEY = b"__checkpoint__"  # per partition: covered offset and stage metadata
 
 
@@ -62,6 +65,21 @@ class PartitionRuntime:
     last_checkpoint: float = field(default_factory=time.monotonic)
     last_marker: float = -math.inf
     summaries: list[KeySummary] = field(default_factory=list)
+    reported: dict[str, int] = field(default_factory=dict)  # detector counters already added to the metrics
+
+
+class TableTenants:
+    """The ``tenant-state`` table as ``tenant_id -> snapshot``: where a stage restores evicted tenants from."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, tenant_id: str, default: bytes | None = None) -> bytes | None:
+        value = self.table.get(tenant_id.encode())
+        return default if value is None else value
+
+    def __setitem__(self, tenant_id: str, data: bytes) -> None:
+        self.table[tenant_id.encode()] = data
 
 
 def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig | None = None) -> None:
@@ -78,10 +96,12 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
     feedback_topic = app.topic(settings.feedback_topic, partitions=parts, **raw)
     by_tenant = app.topic(f"{settings.app_id}-feedback-by-tenant", partitions=parts, internal=True, **raw)
     summaries_topic = app.topic(f"{settings.app_id}-cluster-summaries", partitions=1, internal=True, **raw)
-    state = app.Table("tenant-state", default=None, partitions=parts, key_type=bytes, value_type=bytes)
+    state = app.Table("tenant-state", default=None, partitions=parts, key_type=bytes, value_type=bytes,
+                      options=dict(ROCKSDB_OPTIONS))  # used by table_store = rocksdb:// (memory:// ignores them)
     runtimes: dict[int, PartitionRuntime] = {}
     model_first_seen: dict[str, float] = {}
     valid, invalid = metrics.EVENTS.labels(result="valid"), metrics.EVENTS.labels(result="invalid")
+    tenants_store = TableTenants(state)
 
     def checkpoint_key(partition: int) -> bytes:
         return b"%s/%d" % (CHECKPOINT_KEY, partition)
@@ -90,7 +110,8 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         """The partition's runtime; a new one starts from the checkpoint in the state table."""
         rt = runtimes.get(partition)
         if rt is None:
-            rt = runtimes[partition] = PartitionRuntime(partition, TenantStage(config, model_first_seen=model_first_seen))
+            stage = TenantStage(config, model_first_seen=model_first_seen, store=tenants_store)  # type: ignore[arg-type]
+            rt = runtimes[partition] = PartitionRuntime(partition, stage)
             marker = state.get(checkpoint_key(partition))
             if marker is not None:
                 doc = orjson.loads(marker)
@@ -103,10 +124,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
     def load_tenant(rt: PartitionRuntime, tid: str) -> Any:
         """The partition's detector, with ``tid`` restored from its last checkpoint if not in memory yet."""
         det = rt.stage.detector
-        if tid not in det:
-            snap = state.get(tid.encode())
-            if snap is not None:
-                det.restore(tid, snap)
+        det.reload(tid)  # through the stage's store, so a restored tenant joins its eviction order
         return det
 
     async def publish(alerts: list[dict[str, Any]], source: dict[str, Any] | None = None) -> None:
@@ -127,7 +145,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         """
         rt.summaries.extend(rt.stage.drain_summaries())
         wm = rt.stage.watermark
-        tick_due = wm >= rt.last_marker + config.window_seconds / 5.0
+        tick_due = wm > -math.inf and wm >= rt.last_marker + config.window_seconds / 5.0  # (clock started)
         if tick_due or len(rt.summaries) >= SUMMARY_BATCH:
             pending, rt.summaries = rt.summaries, []
             chunks = [pending[i:i + SUMMARY_BATCH] for i in range(0, len(pending), SUMMARY_BATCH)] or [[]]
@@ -150,6 +168,19 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         rt.pending.clear()
         rt.last_checkpoint = time.monotonic()
         metrics.CHECKPOINT_AGE.set(0)
+        cap = settings.max_tenants_in_memory
+        if cap:  # every tenant in memory is now in the table: the least recently seen may leave
+            total = sum(len(r.stage.detector) for r in runtimes.values())
+            if total > cap:
+                metrics.EVICTIONS.inc(rt.stage.evict(total - (cap - cap // 10), persist=False))
+
+    async def dead_letter(event: Any, data: bytes, reason: str, label: str) -> None:
+        msg = event.message
+        record = dead_letter_record(data, reason, settings.max_event_bytes, source_topic=msg.topic,
+                                    source_partition=msg.partition, source_offset=msg.offset)
+        await dlq_topic.send(key=event.key, value=orjson.dumps(record))
+        invalid.inc()
+        metrics.DLQ.labels(reason=label).inc()
 
     @app.agent(events_topic, name="distillguard.detect")
     async def detect(stream: faust.StreamT) -> None:
@@ -165,15 +196,13 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             try:
                 ev = codec.decode(data)
             except DecodeError as exc:
-                record = dead_letter_record(data, exc.reason, settings.max_event_bytes, source_topic=msg.topic,
-                                            source_partition=msg.partition, source_offset=msg.offset)
-                await dlq_topic.send(key=event.key, value=orjson.dumps(record))
-                invalid.inc()
-                metrics.DLQ.labels(reason=metrics.reason_label(exc.field, exc.reason)).inc()
+                await dead_letter(event, data, exc.reason, metrics.reason_label(exc.field, exc.reason))
             else:
-                valid.inc()
-                load_tenant(rt, ev["tenant_id"])
-                alerts = rt.stage.process(ev)
+                alerts = rt.stage.process(ev)  # restores the tenant from the table if it was evicted
+                if rt.stage.rejected is not None:  # a replayed event id: dropped, dead-lettered
+                    await dead_letter(event, data, rt.stage.rejected, "replay")
+                else:
+                    valid.inc()
                 await publish(alerts, {"source_topic": msg.topic, "source_partition": msg.partition,
                                        "source_offset": msg.offset})
                 await forward_summaries(rt)
@@ -244,6 +273,15 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         pending = [now - rt.last_checkpoint for rt in runtimes.values() if rt.pending]
         metrics.CHECKPOINT_AGE.set(max(pending) if pending else 0.0)
         metrics.TENANTS.set(sum(len(rt.stage.detector) for rt in runtimes.values()))
+        for rt in list(runtimes.values()):  # detector counters -> metric increments since the last report
+            stats, lru = rt.stage.detector.stats, rt.stage.lru
+            counts = {"late": stats["late_events"], "future_clamped": stats["future_clamped"],
+                      "restored": lru.restored if lru is not None else 0}
+            for kind, value in counts.items():
+                delta = value - rt.reported.get(kind, 0)
+                if delta > 0:
+                    (metrics.RESTORES if kind == "restored" else metrics.EVENT_TIME.labels(kind=kind)).inc(delta)
+                rt.reported[kind] = value
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from detectors import synthetic as syn
+from detectors.common import DetectorConfig
 from tests.kafka_utils import canonical, consume_alerts, partition_for, produce, run_detect
 
 pytestmark = pytest.mark.kafka
@@ -18,9 +19,10 @@ PARTITIONS = 6
 
 
 def scenario(hours_shift: float = 0.0) -> list[dict]:
-    """Two attackers, a hydra cluster and benign neighbours, then one far-later event per partition.
+    """Two attackers, a hydra cluster and benign neighbours, then far-later events on every partition.
 
-    The trailing "flush" events move every partition's watermark past the end, so the live pipeline
+    The trailing "flush" events (from ``watermark_quorum`` tenants per partition, since one tenant alone
+    cannot move a partition's clock) move every partition's watermark past the end, so the live pipeline
     closes the same windows that ``detect`` closes at end of input.
     """
     start = syn.T0 + hours_shift * 3600
@@ -32,13 +34,16 @@ def scenario(hours_shift: float = 0.0) -> list[dict]:
         syn.hydra("hyd", n_tenants=10, start=start + 3600, hours=4, seed=15),
     )
     end = max(e["ts"] for e in events) + 6 * 3600
-    flush, i = {}, 0
-    while len(flush) < PARTITIONS:
-        name = f"flush-{i}"
-        flush.setdefault(partition_for(name, PARTITIONS), name)
+    quorum = DetectorConfig().watermark_quorum  # a partition's clock moves once this many tenants reach a time
+    flush: dict[int, list[str]] = {p: [] for p in range(PARTITIONS)}
+    i = 0
+    while any(len(names) < quorum for names in flush.values()):
+        names = flush[partition_for(f"flush-{i}", PARTITIONS)]
+        if len(names) < quorum:
+            names.append(f"flush-{i}")
         i += 1
-    for n, (_, tenant) in enumerate(sorted(flush.items())):
-        events.append(syn._event(tenant, 0, end + n))
+    tenants = sorted(name for names in flush.values() for name in names)
+    events += [syn._event(tenant, 0, end + n) for n, tenant in enumerate(tenants)]
     return events
 
 

@@ -84,7 +84,10 @@ def run(args: argparse.Namespace) -> int:
     log = get_logger("distillguard.detect")
     overrides = {k: v for k, v in (("window_seconds", args.window_seconds),
                                    ("allowed_lateness", args.allowed_lateness)) if v is not None}
-    engine = Engine(DetectorConfig(**overrides))
+    from distillguard.spill import SpillStore
+
+    spill = SpillStore()  # evicted tenants beyond max_tenants_in_memory (created on first use, removed at exit)
+    engine = Engine(DetectorConfig(**overrides), max_tenants=settings.max_tenants_in_memory, store=spill)
     codec = EventCodec(max_bytes=settings.max_event_bytes, prompt_hook=prompt_features)
     max_bytes = settings.max_event_bytes
     source = "<stdin>" if args.input == "-" else args.input
@@ -102,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     counts = {"lines": 0, "events": 0, "dead_letter": 0, "blank": 0, "alerts": 0, "open": 0, "feedback_applied": 0}
     started = time.perf_counter()
     with ExitStack() as stack:
+        stack.callback(spill.close)
         try:
             fin = _open_in(args.input, stack)
         except OSError as exc:
@@ -145,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
 
         decode = codec.decode
         process = engine.process
+        stage = engine.tenant_stage
         pending = 0
         lineno = 0
         try:
@@ -168,8 +173,14 @@ def run(args: argparse.Namespace) -> int:
                     elif counts["dead_letter"] <= 5:
                         log.warning("rejected line", line=lineno, reason=exc.reason)
                     continue
-                counts["events"] += 1
                 alerts = process(ev)
+                if stage.rejected is not None:  # a replayed event id: dead-lettered like a bad line
+                    counts["dead_letter"] += 1
+                    if fdl is not None:
+                        fdl.write(dumps(dead_letter_record(body, stage.rejected, max_bytes, source_file=source,
+                                                           line=lineno)) + b"\n")
+                    continue
+                counts["events"] += 1
                 if alerts:
                     emit(alerts)
         except OSError as exc:
@@ -185,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     stats = engine.stats
     log.info("detect finished", **counts, late_events=stats["late_events"], future_clamped=stats["future_clamped"],
+             replays=stats["replays"], evicted=stats["evicted"], restored=stats["restored"],
              tenants=len(engine.tenants), seconds=round(elapsed, 3),
              events_per_second=round(counts["events"] / elapsed) if elapsed > 0 else None)
     return 0
