@@ -10,7 +10,11 @@ alerts do not depend on where it runs.
 
 from __future__ import annotations
 
+import io
 import math
+import pickle
+import struct
+import zlib
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -18,9 +22,27 @@ from detectors.admission import MAX_MODELS, LruTenants, QuorumClock
 from detectors.cluster import ClusterDetector
 from detectors.common import DetectorConfig
 from detectors.tenant import KeySummary, TenantDetector
+from distillguard import DETECTOR_VERSION
 
 Alert = dict[str, Any]
 REPLAY_REASON = "event_id: replay of one of the tenant's last 16 events"
+_CLUSTER_MAGIC = b"DGC"
+_CLUSTER_VERSION = 1
+# what a cluster snapshot may contain: the detector's own classes and plain containers (no code, no I/O)
+_SAFE_GLOBALS = {("builtins", n) for n in ("set", "frozenset", "dict", "list", "tuple", "float", "int", "str", "bool",
+                                           "bytearray", "complex", "getattr")} | {
+    ("collections", "OrderedDict"), ("collections", "defaultdict"), ("collections", "deque"), ("collections", "Counter"),
+    ("array", "array"), ("array", "_array_reconstructor"), ("copyreg", "_reconstructor"), ("copyreg", "__newobj__"),
+}
+
+
+class _StateUnpickler(pickle.Unpickler):
+    """Loads only :mod:`detectors` classes and plain containers, so a tampered state topic cannot run code."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module.startswith("detectors.") or (module, name) in _SAFE_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"cluster snapshot refers to {module}.{name}, which a snapshot may not contain")
 
 
 class TenantStage:
@@ -160,6 +182,35 @@ class TenantStage:
     def finish(self) -> list[Alert]:
         return self.detector.finish()
 
+    def snapshot(self) -> bytes:
+        """Versioned bytes of the whole stage: ``b"DGC" + u16 version + zlib(pickle)``.
+
+        The cluster state is a graph of the detector's own objects (bounded by
+        its caps), so it is pickled rather than mapped field by field; loading
+        goes through an allow-list unpickler and checks the detector version.
+        """
+        body = pickle.dumps((DETECTOR_VERSION, self.watermark, self.detector), protocol=pickle.HIGHEST_PROTOCOL)
+        return _CLUSTER_MAGIC + struct.pack("<H", _CLUSTER_VERSION) + zlib.compress(body, 1)
+
+    @classmethod
+    def restore(cls, data: bytes, config: DetectorConfig | None = None) -> ClusterStage:
+        """A stage from :meth:`snapshot`; raises ``ValueError`` for another format or detector version."""
+        if data[:3] != _CLUSTER_MAGIC:
+            raise ValueError("not a distillguard cluster snapshot")
+        (version,) = struct.unpack_from("<H", data, 3)
+        if version != _CLUSTER_VERSION:
+            raise ValueError(f"unsupported cluster snapshot version {version} (this build reads {_CLUSTER_VERSION})")
+        try:
+            detector_version, watermark, detector = _StateUnpickler(io.BytesIO(zlib.decompress(data[5:]))).load()
+        except (pickle.UnpicklingError, zlib.error, EOFError, AttributeError, TypeError) as exc:
+            raise ValueError(f"unreadable cluster snapshot: {exc}") from None
+        if detector_version != DETECTOR_VERSION:
+            raise ValueError(f"cluster snapshot of detector {detector_version}, this build is {DETECTOR_VERSION}")
+        stage = cls(config or detector.config)
+        detector.config = stage.config
+        stage.detector, stage.watermark = detector, watermark
+        return stage
+
 
 class ClusterStage:
     """A :class:`ClusterDetector` fed with key summaries and closed by an upstream watermark."""
@@ -181,3 +232,32 @@ class ClusterStage:
 
     def finish(self) -> list[Alert]:
         return self.detector.finish()
+
+    def snapshot(self) -> bytes:
+        """Versioned bytes of the whole stage: ``b"DGC" + u16 version + zlib(pickle)``.
+
+        The cluster state is a graph of the detector's own objects (bounded by
+        its caps), so it is pickled rather than mapped field by field; loading
+        goes through an allow-list unpickler and checks the detector version.
+        """
+        body = pickle.dumps((DETECTOR_VERSION, self.watermark, self.detector), protocol=pickle.HIGHEST_PROTOCOL)
+        return _CLUSTER_MAGIC + struct.pack("<H", _CLUSTER_VERSION) + zlib.compress(body, 1)
+
+    @classmethod
+    def restore(cls, data: bytes, config: DetectorConfig | None = None) -> ClusterStage:
+        """A stage from :meth:`snapshot`; raises ``ValueError`` for another format or detector version."""
+        if data[:3] != _CLUSTER_MAGIC:
+            raise ValueError("not a distillguard cluster snapshot")
+        (version,) = struct.unpack_from("<H", data, 3)
+        if version != _CLUSTER_VERSION:
+            raise ValueError(f"unsupported cluster snapshot version {version} (this build reads {_CLUSTER_VERSION})")
+        try:
+            detector_version, watermark, detector = _StateUnpickler(io.BytesIO(zlib.decompress(data[5:]))).load()
+        except (pickle.UnpicklingError, zlib.error, EOFError, AttributeError, TypeError) as exc:
+            raise ValueError(f"unreadable cluster snapshot: {exc}") from None
+        if detector_version != DETECTOR_VERSION:
+            raise ValueError(f"cluster snapshot of detector {detector_version}, this build is {DETECTOR_VERSION}")
+        stage = cls(config or detector.config)
+        detector.config = stage.config
+        stage.detector, stage.watermark = detector, watermark
+        return stage

@@ -27,3 +27,54 @@ def test_restored_and_feedback_tenants_count_as_changed():
     assert fresh.drain_dirty() == {"t1"}
     fresh.detector.apply_feedback({"alert_id": "x", "label": "true_positive", "tenant_id": "t1"})
     assert fresh.drain_dirty() == {"t1"}
+
+
+def _cluster_run(summaries_and_marks, restore_at: set[int]) -> list[str]:
+    """Feed a ClusterStage; at the given steps replace it by a restore of its own snapshot."""
+    import orjson
+
+    from detectors.stages import ClusterStage
+
+    stage, out = ClusterStage(), []
+    for i, (kind, item) in enumerate(summaries_and_marks):
+        if i in restore_at:
+            stage = ClusterStage.restore(stage.snapshot())
+        out += stage.process(item) if kind == "s" else stage.advance(item)
+    out += stage.finish()
+    return [orjson.dumps(a, option=orjson.OPT_SORT_KEYS).decode() for a in out]
+
+
+def test_cluster_stage_snapshot_restores_to_identical_behaviour():
+    events = syn.merge(syn.hydra("hyd", n_tenants=10, start=syn.T0 + 3600, hours=4, seed=15),
+                       syn.chat("chat-1", start=syn.T0, hours=6, seed=13),
+                       syn.extraction("atk-1", start=syn.T0, hours=3, rate=1.0, seed=11))
+    tenants, feed = TenantStage(), []
+    for ev in events:
+        tenants.process(ev)
+        feed += [("s", s) for s in tenants.drain_summaries()]
+        feed.append(("w", tenants.watermark))
+    tenants.finish()
+    feed += [("s", s) for s in tenants.drain_summaries()]
+    straight = _cluster_run(feed, set())
+    assert any('"kind":"cluster"' in a for a in straight), "the scenario opens a cluster incident"
+    steps = set(range(0, len(feed), max(1, len(feed) // 7)))
+    assert _cluster_run(feed, steps) == straight
+
+
+def test_cluster_snapshot_refuses_foreign_code_and_other_versions():
+    import pickle
+    import struct
+    import zlib
+
+    import pytest
+
+    from detectors.stages import ClusterStage
+
+    evil = b"DGC" + struct.pack("<H", 1) + zlib.compress(pickle.dumps(("v", 0.0, print)))
+    with pytest.raises(ValueError, match="may not contain"):
+        ClusterStage.restore(evil)
+    good = ClusterStage().snapshot()
+    with pytest.raises(ValueError, match="version"):
+        ClusterStage.restore(good[:3] + struct.pack("<H", 99) + good[5:])
+    with pytest.raises(ValueError, match="not a distillguard cluster snapshot"):
+        ClusterStage.restore(b"junk")
