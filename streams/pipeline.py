@@ -15,7 +15,12 @@ Key summaries of closed tenant windows, and each partition's watermark, go to
 the single-partition topic ``<app_id>-cluster-summaries``; the worker owning it
 runs the :class:`detectors.stages.ClusterStage` and closes cluster windows at
 the minimum watermark over all events partitions (a partition idle for
-``idle_partition_seconds`` of wall time is left out of the minimum).
+``idle_partition_seconds`` of wall time is left out of the minimum). The cluster
+stage is checkpointed the same way into the single-partition table
+``cluster-state`` (its snapshot, the covered summary offset, the partitions'
+watermarks and the last summary sequence applied per partition); summaries carry
+the offset of the event that produced them, so the ones a tenant stage sends
+again after re-processing are dropped instead of counted twice.
 
 Feedback from ``extraction.feedback`` is re-keyed by tenant id onto
 ``<app_id>-feedback-by-tenant`` (co-partitioned with the events topic), so it
@@ -51,6 +56,7 @@ SUMMARY_BATCH = 100  # summaries a message (~2.5 KB each): well below Kafka's 1 
 ROCKSDB_OPTIONS = {"write_buffer_size": 4 << 20, "max_write_buffer_number": 2, "block_cache_size": 16 << 20,
                    "block_cache_compressed_size": 4 << 20}
 CHECKPOINT_KEY = b"__checkpoint__"  # per partition: covered offset and stage metadata
+CLUSTER_KEY = b"cluster"  # the cluster stage's checkpoint: u32 length + JSON {offset, source_wm} + snapshot
 
 
 @dataclass
@@ -65,6 +71,7 @@ class PartitionRuntime:
     last_checkpoint: float = field(default_factory=time.monotonic)
     last_marker: float = -math.inf
     summaries: list[KeySummary] = field(default_factory=list)
+    summary_seq: list[list[int]] = field(default_factory=list)  # [offset of the event that produced it, index]
     reported: dict[str, int] = field(default_factory=dict)  # detector counters already added to the metrics
 
 
@@ -80,6 +87,20 @@ class TableTenants:
 
     def __setitem__(self, tenant_id: str, data: bytes) -> None:
         self.table[tenant_id.encode()] = data
+
+
+@dataclass
+class ClusterRuntime:
+    """The cluster stage of the worker that owns the summary topic, with its checkpoint bookkeeping."""
+
+    stage: ClusterStage
+    restored: bool = False
+    checkpointed_offset: int = -1
+    source_wm: dict[int, tuple[float, float]] = field(default_factory=dict)  # partition -> (watermark, wall time)
+    applied: dict[int, tuple[int, int]] = field(default_factory=dict)  # partition -> last summary sequence applied
+    duplicates: int = 0
+    pending: list[Any] = field(default_factory=list)
+    last_checkpoint: float = field(default_factory=time.monotonic)
 
 
 def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig | None = None) -> None:
@@ -137,26 +158,34 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                 await topic.send(key=subject.encode(), value=orjson.dumps(mapper(alert)))
             metrics.ALERTS.labels(kind=alert["kind"], severity=alert["severity"], status=alert["status"]).inc()
 
-    async def forward_summaries(rt: PartitionRuntime) -> None:
+    async def forward_summaries(rt: PartitionRuntime, offset: int, flush: bool = False) -> None:
         """Batch key summaries; at each watermark tick send them with the watermark in one message.
 
         One message per tick (not per summary) keeps the cluster path cheap; summaries travel before
-        the watermark that covers them, so the cluster stage never closes a window too early.
+        the watermark that covers them, so the cluster stage never closes a window too early. Each
+        summary carries ``[offset, index]`` of the event whose processing produced it: events re-processed
+        after a restore produce the same summaries with the same sequence, which the cluster stage drops.
+        ``flush`` (at a checkpoint) sends everything buffered, so no summary of a checkpointed event is lost.
         """
-        rt.summaries.extend(rt.stage.drain_summaries())
+        drained = rt.stage.drain_summaries()
+        if drained:
+            rt.summaries.extend(drained)
+            rt.summary_seq.extend([offset, i] for i in range(len(drained)))
         wm = rt.stage.watermark
         tick_due = wm > -math.inf and wm >= rt.last_marker + config.window_seconds / 5.0  # (clock started)
-        if tick_due or len(rt.summaries) >= SUMMARY_BATCH:
-            pending, rt.summaries = rt.summaries, []
-            chunks = [pending[i:i + SUMMARY_BATCH] for i in range(0, len(pending), SUMMARY_BATCH)] or [[]]
-            for i, chunk in enumerate(chunks):
-                batch: dict[str, Any] = {"type": "batch", "partition": rt.partition, "summaries": chunk}
+        if tick_due or len(rt.summaries) >= SUMMARY_BATCH or (flush and rt.summaries):
+            pending, seqs, rt.summaries, rt.summary_seq = rt.summaries, rt.summary_seq, [], []
+            starts = range(0, len(pending), SUMMARY_BATCH)
+            chunks = [(pending[i:i + SUMMARY_BATCH], seqs[i:i + SUMMARY_BATCH]) for i in starts] or [([], [])]
+            for i, (chunk, seq) in enumerate(chunks):
+                batch: dict[str, Any] = {"type": "batch", "partition": rt.partition, "summaries": chunk, "seq": seq}
                 if tick_due and i == len(chunks) - 1:  # the watermark travels after every summary it covers
                     rt.last_marker = batch["watermark"] = wm
                 await summaries_topic.send(key=b"s", value=orjson.dumps(batch))
 
     async def checkpoint(rt: PartitionRuntime, stream: faust.StreamT, offset: int) -> None:
         """Write changed tenants' snapshots and the covered offset, then ack the events they cover."""
+        await forward_summaries(rt, offset, flush=True)
         det = rt.stage.detector
         for tid in sorted(rt.stage.drain_dirty()):
             if tid in det:
@@ -205,7 +234,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                     valid.inc()
                 await publish(alerts, {"source_topic": msg.topic, "source_partition": msg.partition,
                                        "source_offset": msg.offset})
-                await forward_summaries(rt)
+                await forward_summaries(rt, msg.offset)
                 if msg.timestamp:
                     metrics.LATENCY.observe(max(0.0, time.time() - msg.timestamp))
             if (len(rt.pending) >= settings.checkpoint_events
@@ -241,26 +270,79 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             log.info("feedback_applied", label=record.get("label"), alert_id=record.get("alert_id"))
             await publish(alerts)
 
-    cluster_stage = ClusterStage(config)
-    source_wm: dict[int, tuple[float, float]] = {}  # partition -> (watermark, wall time of the marker)
+    cluster_state = app.Table("cluster-state", default=None, partitions=1, key_type=bytes, value_type=bytes)
+    cluster = ClusterRuntime(ClusterStage(config))
+
+    def cluster_runtime() -> ClusterRuntime:
+        """The cluster stage, restored once from its checkpoint when this worker takes the summary topic."""
+        if not cluster.restored:
+            cluster.restored = True
+            blob = cluster_state.get(CLUSTER_KEY)
+            if blob is not None:
+                doc_len = int.from_bytes(blob[:4], "big")
+                doc = orjson.loads(blob[4:4 + doc_len])
+                try:
+                    cluster.stage = ClusterStage.restore(blob[4 + doc_len:], config)
+                except ValueError as exc:  # another detector version: start empty, say so
+                    log.warning("cluster_state_discarded", reason=str(exc))
+                else:
+                    cluster.checkpointed_offset = int(doc["offset"])
+                    now = time.monotonic()
+                    cluster.source_wm = {int(p): (wm, now) for p, wm in doc["source_wm"].items()}
+                    cluster.applied = {int(p): (o, i) for p, (o, i) in doc.get("applied", {}).items()}
+            log.info("cluster_stage_started", checkpointed_offset=cluster.checkpointed_offset,
+                     watermark=cluster.stage.watermark)
+        return cluster
+
+    async def checkpoint_cluster(crt: ClusterRuntime, stream: faust.StreamT, offset: int) -> None:
+        """Write the cluster stage and the covered offset, then ack what it covers (as for tenant state)."""
+        doc = orjson.dumps({"offset": offset, "source_wm": {str(p): wm for p, (wm, _) in crt.source_wm.items()},
+                            "applied": {str(p): list(seq) for p, seq in crt.applied.items()}})
+        cluster_state[CLUSTER_KEY] = len(doc).to_bytes(4, "big") + doc + crt.stage.snapshot()
+        crt.checkpointed_offset = offset
+        for ev in crt.pending:
+            await stream.ack(ev)
+        crt.pending.clear()
+        crt.last_checkpoint = time.monotonic()
 
     @app.agent(summaries_topic, name="distillguard.cluster")
-    async def cluster(stream: faust.StreamT) -> None:
-        async for value in stream:
-            rec = orjson.loads(value)
+    async def cluster_agent(stream: faust.StreamT) -> None:
+        manual = stream.noack()
+        async for event in manual.events():
+            crt = cluster_runtime()
+            crt.pending.append(event)
+            offset = event.message.offset
+            if offset <= crt.checkpointed_offset:
+                continue  # already part of the restored stage
+            rec = orjson.loads(event.value)
+            stage = crt.stage
             if rec["type"] == "feedback":
-                det = cluster_stage.detector
+                det = stage.detector
                 await publish(det.apply_feedback(rec["record"], det.incident_for_alert(rec["record"]["alert_id"])))
+                await checkpoint_cluster(crt, manual, offset)  # a verdict is checkpointed at once
                 continue
-            for summary in rec["summaries"]:
-                cluster_stage.process(KeySummary.from_dict(summary))
-            if "watermark" not in rec:
-                continue
-            now = time.monotonic()
-            source_wm[rec["partition"]] = (rec["watermark"], now)
-            live = [wm for wm, seen in source_wm.values() if now - seen < settings.idle_partition_seconds]
-            if len(source_wm) >= parts or len(live) < len(source_wm):
-                await publish(cluster_stage.advance(min(live) if live else -math.inf))
+            part, dup_before = rec["partition"], crt.duplicates
+            last = crt.applied.get(part, (-1, -1))
+            for summary, seq in zip(rec["summaries"], rec.get("seq") or [None] * len(rec["summaries"]), strict=True):
+                if seq is not None:
+                    key = (seq[0], seq[1])
+                    if key <= last:  # re-sent by a tenant stage that re-processed events after a restore
+                        crt.duplicates += 1
+                        continue
+                    last = key
+                stage.process(KeySummary.from_dict(summary))
+            crt.applied[part] = last
+            if crt.duplicates != dup_before:
+                log.info("cluster_summaries_deduplicated", partition=part, total=crt.duplicates)
+            if rec.get("watermark") is not None:  # (a marker from before a partition's clock started has none)
+                now = time.monotonic()
+                crt.source_wm[rec["partition"]] = (rec["watermark"], now)
+                live = [wm for wm, seen in crt.source_wm.values() if now - seen < settings.idle_partition_seconds]
+                if len(crt.source_wm) >= parts or len(live) < len(crt.source_wm):
+                    await publish(stage.advance(min(live) if live else -math.inf))
+            if (len(crt.pending) >= settings.checkpoint_events
+                    or time.monotonic() - crt.last_checkpoint >= settings.checkpoint_seconds):
+                await checkpoint_cluster(crt, manual, offset)
 
     @app.timer(interval=5.0)
     async def report_progress() -> None:
@@ -292,5 +374,12 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                     metrics.LAG.remove(str(tp.partition))
                 log.info("partition_revoked", partition=tp.partition, tenants=len(rt.stage.detector),
                          unacked_events=len(rt.pending))
+            elif tp.topic == summaries_topic.get_topic_name() and cluster.restored:
+                # the next owner (maybe this worker again) restores from the table, which has the latest checkpoint
+                log.info("cluster_stage_revoked", unacked_records=len(cluster.pending))
+                cluster.stage, cluster.restored, cluster.checkpointed_offset = ClusterStage(config), False, -1
+                cluster.source_wm.clear()
+                cluster.applied.clear()
+                cluster.pending.clear()
 
 

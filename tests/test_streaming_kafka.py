@@ -182,3 +182,28 @@ def produce_feedback(bootstrap: str, topic: str, record: dict) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap)
     producer.send(topic, value=orjson.dumps(record)).get(timeout=30)
     producer.close()
+
+
+def test_cluster_stage_state_survives_a_worker_handover(expected, kafka_env, worker_factory):
+    """The cluster stage's checkpoint moves with the summary topic: cluster alerts equal a clean run's."""
+    events, reference = expected
+    bootstrap, topic = kafka_env["DISTILLGUARD_BOOTSTRAP_SERVERS"], kafka_env["DISTILLGUARD_EVENTS_TOPIC"]
+    first = worker_factory(kafka_env, "first")
+    first.wait_ready()
+    cut = int(len(events) * 0.6)  # the hydra is active on both sides of the cut
+    produce(bootstrap, topic, events[:cut])
+    wait_for_events(first, cut)
+    time.sleep(6)  # past checkpoint_seconds: the cluster stage has checkpointed the summaries it applied
+    assert first.stop(signal.SIGTERM) == 0
+    assert "cluster_stage_started" in first.log_text()
+    second = worker_factory(kafka_env, "second")
+    second.wait_ready()
+    produce(bootstrap, topic, events[cut:])
+    want = {(a["alert_id"], a["status"], tuple(a["tenant_ids"])) for a in reference if a["kind"] == "cluster"}
+    live = consume_alerts(bootstrap, kafka_env["DISTILLGUARD_ALERTS_TOPIC"],
+                          until=lambda rs: {(a["alert_id"], a["status"], tuple(a["tenant_ids"]))
+                                            for a in rs if a["kind"] == "cluster"} >= want, timeout=180)
+    got = {(a["alert_id"], a["status"], tuple(a["tenant_ids"])) for a in live if a["kind"] == "cluster"}
+    assert got == want
+    restored = [orjson.loads(line) for line in second.log_text().splitlines() if '"cluster_stage_started"' in line]
+    assert restored and restored[0]["checkpointed_offset"] >= 0, "the second worker restored the first one's checkpoint"
