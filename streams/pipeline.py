@@ -203,12 +203,14 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             if total > cap:
                 metrics.EVICTIONS.inc(rt.stage.evict(total - (cap - cap // 10), persist=False))
 
-    async def dead_letter(event: Any, data: bytes, reason: str, label: str) -> None:
+    async def dead_letter(event: Any, data: bytes, reason: str, label: str, usage_event: bool = True) -> None:
+        """Send an input to the dead-letter topic with its reason (``usage_event``: count it as an invalid event)."""
         msg = event.message
         record = dead_letter_record(data, reason, settings.max_event_bytes, source_topic=msg.topic,
                                     source_partition=msg.partition, source_offset=msg.offset)
         await dlq_topic.send(key=event.key, value=orjson.dumps(record))
-        invalid.inc()
+        if usage_event:
+            invalid.inc()
         metrics.DLQ.labels(reason=label).inc()
 
     @app.agent(events_topic, name="distillguard.detect")
@@ -227,7 +229,14 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             except DecodeError as exc:
                 await dead_letter(event, data, exc.reason, metrics.reason_label(exc.field, exc.reason))
             else:
-                alerts = rt.stage.process(ev)  # restores the tenant from the table if it was evicted
+                try:
+                    alerts = rt.stage.process(ev)  # restores the tenant from the table if it was evicted
+                except Exception as exc:  # noqa: BLE001 - a detector bug must neither stop the partition nor lose the event
+                    log.exception("event_processing_failed", partition=msg.partition, offset=msg.offset,
+                                  error=type(exc).__name__)
+                    await dead_letter(event, data, f"processing failed: {type(exc).__name__}: {str(exc)[:200]}",
+                                      "processing_failed")
+                    continue
                 if rt.stage.rejected is not None:  # a replayed event id: dropped, dead-lettered
                     await dead_letter(event, data, rt.stage.rejected, "replay")
                 else:
@@ -314,35 +323,45 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             offset = event.message.offset
             if offset <= crt.checkpointed_offset:
                 continue  # already part of the restored stage
-            rec = orjson.loads(event.value)
-            stage = crt.stage
-            if rec["type"] == "feedback":
-                det = stage.detector
-                await publish(det.apply_feedback(rec["record"], det.incident_for_alert(rec["record"]["alert_id"])))
-                await checkpoint_cluster(crt, manual, offset)  # a verdict is checkpointed at once
-                continue
-            part, dup_before = rec["partition"], crt.duplicates
-            last = crt.applied.get(part, (-1, -1))
-            for summary, seq in zip(rec["summaries"], rec.get("seq") or [None] * len(rec["summaries"]), strict=True):
-                if seq is not None:
-                    key = (seq[0], seq[1])
-                    if key <= last:  # re-sent by a tenant stage that re-processed events after a restore
-                        crt.duplicates += 1
-                        continue
-                    last = key
-                stage.process(KeySummary.from_dict(summary))
-            crt.applied[part] = last
-            if crt.duplicates != dup_before:
-                log.info("cluster_summaries_deduplicated", partition=part, total=crt.duplicates)
-            if rec.get("watermark") is not None:  # (a marker from before a partition's clock started has none)
-                now = time.monotonic()
-                crt.source_wm[rec["partition"]] = (rec["watermark"], now)
-                live = [wm for wm, seen in crt.source_wm.values() if now - seen < settings.idle_partition_seconds]
-                if len(crt.source_wm) >= parts or len(live) < len(crt.source_wm):
-                    await publish(stage.advance(min(live) if live else -math.inf))
+            try:
+                await apply_cluster_record(crt, orjson.loads(event.value), offset, manual)
+            except Exception as exc:  # noqa: BLE001 - one unreadable record must not stop the cluster stage
+                log.exception("cluster_record_failed", offset=offset, error=type(exc).__name__)
+                await dead_letter(event, bytes(event.value or b""), f"cluster record failed: {type(exc).__name__}: "
+                                  f"{str(exc)[:200]}", "cluster_record", usage_event=False)
             if (len(crt.pending) >= settings.checkpoint_events
                     or time.monotonic() - crt.last_checkpoint >= settings.checkpoint_seconds):
                 await checkpoint_cluster(crt, manual, offset)
+
+    async def apply_cluster_record(crt: ClusterRuntime, rec: dict[str, Any], offset: int, stream: faust.StreamT) -> None:
+        """One summary-topic record: a batch of summaries (maybe with a watermark marker) or a cluster verdict."""
+        stage = crt.stage
+        if rec["type"] == "feedback":
+            det = stage.detector
+            await publish(det.apply_feedback(rec["record"], det.incident_for_alert(rec["record"]["alert_id"])))
+            await checkpoint_cluster(crt, stream, offset)  # a verdict is checkpointed at once
+            return
+        part, dup_before = int(rec["partition"]), crt.duplicates
+        last = crt.applied.get(part, (-1, -1))
+        batch = [KeySummary.from_dict(summary) for summary in rec["summaries"]]  # all parse, or none is applied
+        for summary, seq in zip(batch, rec.get("seq") or [None] * len(batch), strict=True):
+            if seq is not None:
+                key = (int(seq[0]), int(seq[1]))
+                if key <= last:  # re-sent by a tenant stage that re-processed events after a restore
+                    crt.duplicates += 1
+                    continue
+                last = key
+            stage.process(summary)
+        crt.applied[part] = last
+        if crt.duplicates != dup_before:
+            log.info("cluster_summaries_deduplicated", partition=part, total=crt.duplicates)
+        wm = rec.get("watermark")
+        if wm is not None:  # (a marker from before a partition's clock started has none)
+            now = time.monotonic()
+            crt.source_wm[part] = (float(wm), now)
+            live = [w for w, seen in crt.source_wm.values() if now - seen < settings.idle_partition_seconds]
+            if len(crt.source_wm) >= parts or len(live) < len(crt.source_wm):
+                await publish(stage.advance(min(live) if live else -math.inf))
 
     @app.timer(interval=5.0)
     async def report_progress() -> None:

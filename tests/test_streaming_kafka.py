@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from kafka import KafkaProducer
 
 from detectors import synthetic as syn
 from detectors.common import DetectorConfig
@@ -81,8 +82,18 @@ def test_live_alerts_equal_detect_alerts(expected, kafka_env, worker_factory):
     bootstrap, alerts_topic = kafka_env["DISTILLGUARD_BOOTSTRAP_SERVERS"], kafka_env["DISTILLGUARD_ALERTS_TOPIC"]
     worker = worker_factory(kafka_env)
     worker.wait_ready()
+    # unreadable records on the internal summary topic go to the DLQ and change nothing (the stage keeps going)
+    junk = [b"not json", b'{"type": "batch", "partition": 0, "summaries": [{"key": "x"}], "seq": [[0, 0]]}',
+            b'{"type": "batch", "partition": "p", "summaries": []}']
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    for value in junk:
+        producer.send(f"{kafka_env['DISTILLGUARD_APP_ID']}-cluster-summaries", key=b"s", value=value)
+    producer.flush()
+    producer.close()
     produce(bootstrap, kafka_env["DISTILLGUARD_EVENTS_TOPIC"], events)
     wait_for_events(worker, len(events))
+    dead = consume_alerts(bootstrap, kafka_env["DISTILLGUARD_DLQ_TOPIC"], until=lambda rs: len(rs) >= len(junk), timeout=60)
+    assert sorted(d["reason"].split(":")[0] for d in dead) == ["cluster record failed"] * len(junk), dead
     want_tenant = {canonical(a) for a in reference if a["kind"] == "tenant"}
     want_cluster = {(a["alert_id"], a["status"], tuple(a["tenant_ids"])) for a in reference if a["kind"] == "cluster"}
     live = consume_alerts(bootstrap, alerts_topic,
