@@ -3,7 +3,7 @@ tenant cap and the RocksDB table store. Idle tenants are evicted (they live on i
 table) and restored when they return; memory stays bounded; the real tenants' alerts are exactly those
 of a run without the flood, and the attacker inside the flood is detected.
 
-Sizes: ``DG_FLOOD_TENANTS`` distinct tenants (default 20,000; ``make soak`` uses 100,000).
+Sizes: ``DG_FLOOD_TENANTS`` distinct tenants (default 6,000; ``make soak`` uses 100,000).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tests.kafka_utils import canonical, consume, wire
 from tests.test_hostile_input_kafka import PARTITIONS, flush_events, rss_mb
 
 pytestmark = pytest.mark.kafka
-FLOOD = int(os.environ.get("DG_FLOOD_TENANTS", "20000"))
+FLOOD = int(os.environ.get("DG_FLOOD_TENANTS", "6000"))
 CAP = 500
 REAL = {"atk-1", "chat-1", "chat-2", "batch-1"}
 
