@@ -143,6 +143,20 @@ def test_every_guide_has_checked_commands():
                 check_static(block)
 
 
+def test_configuration_examples_in_the_guides_are_valid_settings():
+    """Every ```toml block of a guide is a settings file the real Settings class accepts."""
+    import tomllib
+
+    found = 0
+    for name in GUIDE_NAMES:
+        for m in re.finditer(r"^```toml\n(.*?)^```", (GUIDES / name).read_text(), re.M | re.S):
+            values = tomllib.loads(m.group(1))
+            assert set(values) <= set(Settings.model_fields), f"{name}: unknown keys {set(values) - set(Settings.model_fields)}"
+            Settings(**values)
+            found += 1
+    assert found
+
+
 def _cleanup(bootstrap: str, prefix: str) -> None:
     from kafka.admin import KafkaAdminClient
 
