@@ -1,7 +1,7 @@
 """``detectors.Engine``: TenantDetector + ClusterDetector wired in-process (embedded mode, evaluation, replay).
 
-The engine keeps a global event-time watermark (maximum *effective* event time seen minus the allowed
-lateness; far-future timestamps quarantined by the tenant stage do not move it). Every
+The engine keeps a global event-time watermark (the ``watermark_quorum``-th latest *effective* tenant
+clock minus the allowed lateness; one tenant's far-future timestamps do not move it). Every
 ``window_seconds / 5`` of watermark progress it closes the windows of quiet tenants
 (:meth:`TenantDetector.advance`), hands the resulting key summaries to the cluster stage and closes
 cluster windows. Output order is deterministic for a given input order.

@@ -3,9 +3,10 @@
 :class:`detectors.Engine` runs both stages in one process; the streaming
 workers run one :class:`TenantStage` per partition of the events topic and a
 :class:`ClusterStage` on the cluster-summary topic. Both stages here keep the
-same watermark rule as the engine (maximum effective event time seen minus
-the allowed lateness, advanced in ticks of a fifth of a window), so a tenant's
-alerts do not depend on where it runs.
+same watermark rule as the engine (the partition clock -- the
+``watermark_quorum``-th latest effective tenant clock, :class:`detectors.admission.QuorumClock`
+-- minus the allowed lateness, advanced in ticks of a fifth of a window), so a
+tenant's alerts do not depend on where it runs.
 """
 
 from __future__ import annotations
