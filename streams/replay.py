@@ -21,6 +21,7 @@ import math
 import os
 import pickle
 import signal
+import stat
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -301,13 +302,16 @@ class FileSink:
             self.f = open(self.path, "r+b") if self.path.exists() else open(self.path, "w+b")  # noqa: SIM115
             self.f.truncate(position)
             self.f.seek(position)
+        # a device or pipe (/dev/null, a FIFO) takes the alerts but cannot be fsynced or resumed
+        self.regular = stat.S_ISREG(os.fstat(self.f.fileno()).st_mode)
 
     def write(self, key: bytes, value: bytes) -> None:
         self.f.write(value + b"\n")
 
     def position(self) -> dict[str, Any]:
         self.f.flush()
-        os.fsync(self.f.fileno())
+        if self.regular:
+            os.fsync(self.f.fileno())
         return {"kind": "file", "path": str(self.path), "position": self.f.tell()}
 
     def close(self) -> None:

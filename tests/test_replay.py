@@ -90,3 +90,17 @@ def test_cli_parses_replay_arguments() -> None:
                                       "--tenant", "a", "--tenant", "b", "--dry-run"])
     assert isinstance(args, argparse.Namespace)
     assert args.time_from == "2026-06-24T00:00Z" and args.tenant == ["a", "b"] and args.dry_run
+
+
+def test_file_sink_accepts_a_device(tmp_path: Path) -> None:
+    """``replay --output /dev/null`` (a dry run) works: devices take alerts without fsync."""
+    from streams.replay import FileSink
+
+    sink = FileSink("/dev/null")
+    sink.write(b"k", b'{"alert_id": "a"}')
+    assert sink.position()["kind"] == "file"
+    sink.close()
+    regular = FileSink(tmp_path / "alerts.jsonl")
+    regular.write(b"k", b"{}")
+    assert regular.position()["position"] == 3
+    regular.close()
