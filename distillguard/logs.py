@@ -85,6 +85,8 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", stream: TextIO | N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # kafka-python narrates every connection at INFO; its warnings and errors still come through
+    logging.getLogger("kafka").setLevel(level if level == "DEBUG" else "WARNING")
 
 
 def logging_dict_config(fmt: str = "auto", level: str = "INFO") -> dict[str, Any]:
@@ -96,6 +98,7 @@ def logging_dict_config(fmt: str = "auto", level: str = "INFO") -> dict[str, Any
         "formatters": {"distillguard": {"()": "distillguard.logs.build_formatter", "fmt": fmt}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "distillguard", "stream": "ext://sys.stderr"}},
         "root": {"handlers": ["stderr"], "level": level},
+        "loggers": {"kafka": {"level": level if level == "DEBUG" else "WARNING"}},
     }
 
 
