@@ -3,7 +3,7 @@ tenant cap and the RocksDB table store. Idle tenants are evicted (they live on i
 table) and restored when they return; memory stays bounded; the real tenants' alerts are exactly those
 of a run without the flood, and the attacker inside the flood is detected.
 
-Sizes: ``DG_FLOOD_TENANTS`` distinct tenants (default 6,000; ``make soak`` uses 100,000).
+Sizes: ``DG_FLOOD_TENANTS`` distinct tenants (default 6,000; ``make soak`` uses 50,000).
 """
 
 from __future__ import annotations

@@ -136,13 +136,16 @@ def build() -> tuple[list[tuple[bytes, bytes, str]], list[dict], int]:
     valid.sort(key=lambda e: e["ts"] if e["ts"] < syn.T0 + 30 * 86400 else syn.T0 + 4 * 3600)
     valid += flush_events(syn.T0 + 12 * 3600)
     n_bad = max(0, TOTAL - len(valid))
-    n_replay = n_bad // 10
+    n_replay = min(n_bad // 10, sum(1 for e in valid if not e["tenant_id"].startswith("flush")))  # one per event
     kinds = sorted(EXPECTED_REASON)
     per_kind = {k: (n_bad - n_replay) // len(kinds) for k in kinds}
     per_kind["oversized"] = min(per_kind["oversized"], 300)  # each one is 32 KB on the shared broker
+    spare = n_bad - n_replay - sum(per_kind.values())
+    for j in range(spare):  # the rest (oversized's share, rounding) goes to the other kinds in turn
+        per_kind[[k for k in kinds if k != "oversized"][j % (len(kinds) - 1)]] += 1
     bad = [(k, j) for k in kinds for j in range(per_kind[k])]
     msgs: list[tuple[bytes, bytes, str]] = []
-    replay_every = max(1, len(valid) // max(1, n_replay))
+    replay_every = max(1, (len(valid) - 12) // max(1, n_replay))
     replays = 0
     bad_every = max(1, (len(valid) + len(bad)) // max(1, len(bad)))
     b = 0
