@@ -183,35 +183,6 @@ class TenantStage:
     def finish(self) -> list[Alert]:
         return self.detector.finish()
 
-    def snapshot(self) -> bytes:
-        """Versioned bytes of the whole stage: ``b"DGC" + u16 version + zlib(pickle)``.
-
-        The cluster state is a graph of the detector's own objects (bounded by
-        its caps), so it is pickled rather than mapped field by field; loading
-        goes through an allow-list unpickler and checks the detector version.
-        """
-        body = pickle.dumps((DETECTOR_VERSION, self.watermark, self.detector), protocol=pickle.HIGHEST_PROTOCOL)
-        return _CLUSTER_MAGIC + struct.pack("<H", _CLUSTER_VERSION) + zlib.compress(body, 1)
-
-    @classmethod
-    def restore(cls, data: bytes, config: DetectorConfig | None = None) -> ClusterStage:
-        """A stage from :meth:`snapshot`; raises ``ValueError`` for another format or detector version."""
-        if data[:3] != _CLUSTER_MAGIC:
-            raise ValueError("not a distillguard cluster snapshot")
-        (version,) = struct.unpack_from("<H", data, 3)
-        if version != _CLUSTER_VERSION:
-            raise ValueError(f"unsupported cluster snapshot version {version} (this build reads {_CLUSTER_VERSION})")
-        try:
-            detector_version, watermark, detector = _StateUnpickler(io.BytesIO(zlib.decompress(data[5:]))).load()
-        except (pickle.UnpicklingError, zlib.error, EOFError, AttributeError, TypeError) as exc:
-            raise ValueError(f"unreadable cluster snapshot: {exc}") from None
-        if detector_version != DETECTOR_VERSION:
-            raise ValueError(f"cluster snapshot of detector {detector_version}, this build is {DETECTOR_VERSION}")
-        stage = cls(config or detector.config)
-        detector.config = stage.config
-        stage.detector, stage.watermark = detector, watermark
-        return stage
-
 
 class ClusterStage:
     """A :class:`ClusterDetector` fed with key summaries and closed by an upstream watermark."""
