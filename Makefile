@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 DG_KAFKA_PORT ?= 19092
 export DG_KAFKA_PORT
 export DG_KAFKA_PYTHON ?= $(abspath $(PY))
-PYTEST_ARGS ?= -q -n 2 --dist loadfile --durations=15  # two processes; a test file stays on one
+PYTEST_ARGS ?= -q --durations=15
 
 .PHONY: run test docs-check bench bench-core bench-streaming soak venv kafka-start kafka-stop clean
 
