@@ -21,6 +21,27 @@ def partition_for(key: str, partitions: int) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
+def flush_events(after: float, partitions: int) -> list[dict[str, Any]]:
+    """One event a tenant, at ``after`` and later, from ``watermark_quorum`` fresh tenants on every partition.
+
+    A partition's clock moves only when that many tenants reach a time, so this is what closes every
+    window in the live pipeline that ``detect`` closes at the end of its input.
+    """
+    from detectors import synthetic as syn
+    from detectors.common import DetectorConfig
+
+    quorum = DetectorConfig().watermark_quorum
+    names: dict[int, list[str]] = {p: [] for p in range(partitions)}
+    i = 0
+    while any(len(v) < quorum for v in names.values()):
+        bucket = names[partition_for(f"flush-{i}", partitions)]
+        if len(bucket) < quorum:
+            bucket.append(f"flush-{i}")
+        i += 1
+    tenants = sorted(n for v in names.values() for n in v)
+    return [syn._event(t, 0, after + k) for k, t in enumerate(tenants)]
+
+
 def wire(event: dict[str, Any]) -> bytes:
     """An event as the gateway sends it (no derived ``ts``)."""
     return orjson.dumps({k: v for k, v in event.items() if k != "ts"})

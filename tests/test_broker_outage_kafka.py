@@ -21,9 +21,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from detectors import synthetic as syn
-from detectors.common import DetectorConfig
 from tests.conftest import WorkerProcess, dg_env
-from tests.kafka_utils import canonical, partition_for, run_detect, wire
+from tests.kafka_utils import canonical, flush_events, run_detect, wire
 from tests.private_kafka import PrivateBroker
 
 pytestmark = pytest.mark.kafka
@@ -46,16 +45,7 @@ def scenario() -> list[dict]:
         syn.hydra("hyd", n_tenants=8, start=s + 1800, hours=3.5, seed=16),
     )
     end = max(e["ts"] for e in events) + 6 * 3600
-    quorum = DetectorConfig().watermark_quorum  # a partition's clock moves when this many tenants agree
-    flush: dict[int, list[str]] = {p: [] for p in range(PARTITIONS)}
-    i = 0
-    while any(len(names) < quorum for names in flush.values()):
-        names = flush[partition_for(f"flush-{i}", PARTITIONS)]
-        if len(names) < quorum:
-            names.append(f"flush-{i}")
-        i += 1
-    tenants = sorted(name for names in flush.values() for name in names)
-    events += [syn._event(tenant, 0, end + n) for n, tenant in enumerate(tenants)]
+    events += flush_events(end, PARTITIONS)
     return events
 
 

@@ -163,7 +163,7 @@ def test_compose_mounts_point_at_files_that_exist():
                 assert source in named, f"{name}: named volume {source} is not declared"
     assert mounts >= 3
     prom = services["prometheus"]
-    assert f"./prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prom["volumes"]
+    assert "./prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prom["volumes"]
     assert "--config.file=/etc/prometheus/prometheus.yml" in prom["command"]
     for image in (prom["image"], services["grafana"]["image"]):
         assert re.fullmatch(r"[\w./-]+:v?\d+\.\d+\.\d+", image), f"{image} is not pinned to a version"

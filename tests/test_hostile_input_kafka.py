@@ -23,8 +23,8 @@ from kafka import KafkaProducer
 
 from detectors import Engine
 from detectors import synthetic as syn
-from detectors.common import DetectorConfig, iso
-from tests.kafka_utils import consume, partition_for, wire
+from detectors.common import iso
+from tests.kafka_utils import consume, flush_events, wire
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 6
@@ -57,19 +57,6 @@ def real_traffic() -> list[dict]:
                        syn.chat("chat-2", start=syn.T0, hours=3, seed=14),
                        syn.batch("batch-1", start=syn.T0, hours=3, rate=0.2, seed=15))
     return events
-
-
-def flush_events(after: float) -> list[dict]:
-    quorum = DetectorConfig().watermark_quorum
-    names: dict[int, list[str]] = {p: [] for p in range(PARTITIONS)}
-    i = 0
-    while any(len(v) < quorum for v in names.values()):
-        bucket = names[partition_for(f"flush-{i}", PARTITIONS)]
-        if len(bucket) < quorum:
-            bucket.append(f"flush-{i}")
-        i += 1
-    tenants = sorted(n for v in names.values() for n in v)
-    return [syn._event(t, 0, after + k) for k, t in enumerate(tenants)]
 
 
 def far_time_events() -> list[dict]:
@@ -134,7 +121,7 @@ def build() -> tuple[list[tuple[bytes, bytes, str]], list[dict], int]:
     real = real_traffic()
     valid = real + control_char_events() + far_time_events()
     valid.sort(key=lambda e: e["ts"] if e["ts"] < syn.T0 + 30 * 86400 else syn.T0 + 4 * 3600)
-    valid += flush_events(syn.T0 + 12 * 3600)
+    valid += flush_events(syn.T0 + 12 * 3600, PARTITIONS)
     n_bad = max(0, TOTAL - len(valid))
     n_replay = min(n_bad // 10, sum(1 for e in valid if not e["tenant_id"].startswith("flush")))  # one per event
     kinds = sorted(EXPECTED_REASON)

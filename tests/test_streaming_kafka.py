@@ -12,8 +12,7 @@ import pytest
 from kafka import KafkaProducer
 
 from detectors import synthetic as syn
-from detectors.common import DetectorConfig
-from tests.kafka_utils import canonical, consume_alerts, partition_for, produce, run_detect
+from tests.kafka_utils import canonical, consume_alerts, flush_events, produce, run_detect
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 6
@@ -35,16 +34,7 @@ def scenario(hours_shift: float = 0.0) -> list[dict]:
         syn.hydra("hyd", n_tenants=10, start=start + 3600, hours=4, seed=15),
     )
     end = max(e["ts"] for e in events) + 6 * 3600
-    quorum = DetectorConfig().watermark_quorum  # a partition's clock moves once this many tenants reach a time
-    flush: dict[int, list[str]] = {p: [] for p in range(PARTITIONS)}
-    i = 0
-    while any(len(names) < quorum for names in flush.values()):
-        names = flush[partition_for(f"flush-{i}", PARTITIONS)]
-        if len(names) < quorum:
-            names.append(f"flush-{i}")
-        i += 1
-    tenants = sorted(name for names in flush.values() for name in names)
-    events += [syn._event(tenant, 0, end + n) for n, tenant in enumerate(tenants)]
+    events += flush_events(end, PARTITIONS)
     return events
 
 
