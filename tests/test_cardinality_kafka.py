@@ -49,9 +49,9 @@ def tenant_alerts(alerts: list[dict]) -> list[bytes]:
 def test_tenant_flood_keeps_memory_bounded_and_real_alerts_unchanged(kafka_env, worker_factory):
     real = real_traffic()
     noise = flood(FLOOD)
-    events = list(heapq.merge(real, noise, key=lambda e: e["ts"])) + flush_events(syn.T0 + 12 * 3600)
+    events = list(heapq.merge(real, noise, key=lambda e: e["ts"])) + flush_events(syn.T0 + 12 * 3600, PARTITIONS)
     engine = Engine()
-    reference = engine.process_many(real + flush_events(syn.T0 + 12 * 3600)) + engine.finish()
+    reference = engine.process_many(real + flush_events(syn.T0 + 12 * 3600, PARTITIONS)) + engine.finish()
     assert any(a.get("tenant_id") == "atk-1" and a["status"] == "open" for a in reference)
 
     env = dict(kafka_env, DISTILLGUARD_MAX_TENANTS_IN_MEMORY=str(CAP), DISTILLGUARD_TABLE_STORE="rocksdb://",
