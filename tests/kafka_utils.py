@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.partitioner import murmur2
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,16 +60,64 @@ def produce(bootstrap: str, topic: str, events: Iterable[dict[str, Any]]) -> int
 
 def consume(bootstrap: str, topic: str, until: Callable[[list], bool] | None = None, timeout: float = 120,
             idle_ms: int = 3000) -> list:
-    """Read ``topic`` from the start until ``until(records)`` holds (or, without it, until idle)."""
+    """Read ``topic`` from the start until ``until(records)`` holds (or, without it, until idle).
+
+    ``until`` is checked as records arrive, so the call returns as soon as it holds, with everything the
+    topic held at that moment (read up to its end offsets): no idle gap is waited out.
+    """
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                              enable_auto_commit=False, consumer_timeout_ms=idle_ms)
     out: list = []
     deadline = time.time() + timeout
     try:
-        while time.time() < deadline:
+        if until is None:
             out.extend(consumer)
-            if until is None or until(out):
-                break
+            return out
+        checked = -1
+        while time.time() < deadline:
+            for recs in consumer.poll(timeout_ms=200).values():
+                out.extend(recs)
+            if len(out) != checked:
+                checked = len(out)
+                if until(out):
+                    _drain(consumer, out, deadline)
+                    break
+    finally:
+        consumer.close()
+    return out
+
+
+def _drain(consumer: KafkaConsumer, out: list, deadline: float) -> None:
+    """Read on until every assigned partition is at the end offset it has now."""
+    tps = consumer.assignment()
+    end = consumer.end_offsets(list(tps))
+    while any(consumer.position(tp) < end[tp] for tp in tps) and time.time() < deadline:
+        for recs in consumer.poll(timeout_ms=200).values():
+            out.extend(recs)
+
+
+def read_topic(bootstrap: str, topic: str, timeout: float = 60) -> list:
+    """Every record ``topic`` holds now: each partition read from the start up to its current end offset.
+
+    For a topic nobody writes to any more (its writer stopped): deterministic, and no idle gap to wait out.
+    """
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=2_000_000)
+    out: list = []
+    deadline = time.time() + timeout
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        while not parts and time.time() < deadline:
+            time.sleep(0.2)
+            parts = consumer.partitions_for_topic(topic)
+        assert parts, f"topic {topic} has no partitions"
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        while any(consumer.position(tp) < end[tp] for tp in tps):
+            assert time.time() < deadline, f"{topic}: not read to its end offsets {end} in {timeout}s"
+            for recs in consumer.poll(timeout_ms=200).values():
+                out.extend(recs)
     finally:
         consumer.close()
     return out
