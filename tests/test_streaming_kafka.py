@@ -12,7 +12,7 @@ import pytest
 from kafka import KafkaProducer
 
 from detectors import synthetic as syn
-from tests.kafka_utils import canonical, consume_alerts, flush_events, produce, run_detect
+from tests.kafka_utils import canonical, consume_alerts, flush_events, produce, read_topic, run_detect
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 6
@@ -53,7 +53,7 @@ def wait_for_events(worker, n: int, timeout: float = 240) -> None:
         if worker.metric("distillguard_events_total", result="valid") >= n:
             return
         assert worker.alive(), worker.log_text()[-3000:]
-        time.sleep(1)
+        time.sleep(0.5)
     raise AssertionError(f"worker processed {worker.metric('distillguard_events_total')} of {n} events")
 
 
@@ -124,14 +124,17 @@ def test_two_workers_share_partitions_and_hand_over_state(expected, kafka_env, w
 def test_kill_9_and_restart_loses_no_incident(expected, kafka_env, worker_factory):
     events, reference = expected
     bootstrap, topic = kafka_env["DISTILLGUARD_BOOTSTRAP_SERVERS"], kafka_env["DISTILLGUARD_EVENTS_TOPIC"]
-    first = worker_factory(kafka_env, "first")
+    # a killed worker sends no LeaveGroup: the broker drops it (and lets the second one in) only when its
+    # session times out, 60 s by Faust's default; 10 s (Kafka's old default) keeps that wait short
+    env = {**kafka_env, "BROKER_SESSION_TIMEOUT": "10"}
+    first = worker_factory(env, "first")
     first.wait_ready()
     produce(bootstrap, topic, events)
     deadline = time.time() + 120
     while first.metric("distillguard_events_total", result="valid") < len(events) * 0.4 and time.time() < deadline:
         time.sleep(0.5)
     first.stop(signal.SIGKILL)
-    second = worker_factory(kafka_env, "second")
+    second = worker_factory(env, "second")
     second.wait_ready()
     live = consume_alerts(bootstrap, kafka_env["DISTILLGUARD_ALERTS_TOPIC"],
                           until=lambda rs: incidents(rs).keys() >= incidents(reference).keys(), timeout=240)
@@ -171,8 +174,9 @@ def test_false_positive_verdict_stops_repeat_alerts(kafka_env, worker_factory, t
     assert "feedback_applied" in worker.log_text()
     produce(bootstrap, kafka_env["DISTILLGUARD_EVENTS_TOPIC"], second)
     wait_for_events(worker, len(first) + len(second))
-    time.sleep(3)
-    live = consume_alerts(bootstrap, alerts_topic)
+    # a stopped worker has flushed every alert it will ever send: the topic up to its end is all of them
+    assert worker.stop() == 0
+    live = [orjson.loads(r.value) for r in read_topic(bootstrap, alerts_topic)]
     assert [a["alert_id"] for a in live if a["status"] == "open"] == [alert["alert_id"]]
     assert any(a["status"] == "resolved" and a["reasons"][0]["signal"] == "analyst_feedback" for a in live)
 
@@ -194,7 +198,7 @@ def test_cluster_stage_state_survives_a_worker_handover(expected, kafka_env, wor
     cut = int(len(events) * 0.6)  # the hydra is active on both sides of the cut
     produce(bootstrap, topic, events[:cut])
     wait_for_events(first, cut)
-    time.sleep(6)  # past checkpoint_seconds: the cluster stage has checkpointed the summaries it applied
+    wait_for_checkpoint(bootstrap, f"{kafka_env['DISTILLGUARD_APP_ID']}-cluster-state-changelog")
     assert first.stop(signal.SIGTERM) == 0
     assert "cluster_stage_started" in first.log_text()
     second = worker_factory(kafka_env, "second")
@@ -208,3 +212,17 @@ def test_cluster_stage_state_survives_a_worker_handover(expected, kafka_env, wor
     assert got == want
     restored = [orjson.loads(line) for line in second.log_text().splitlines() if '"cluster_stage_started"' in line]
     assert restored and restored[0]["checkpointed_offset"] >= 0, "the second worker restored the first one's checkpoint"
+
+
+def wait_for_checkpoint(bootstrap: str, changelog: str, timeout: float = 60) -> None:
+    """Until the cluster stage has written a checkpoint (a record on its table's changelog topic)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        deadline = time.time() + timeout
+        while sum(consumer.end_offsets([TopicPartition(changelog, 0)]).values()) == 0:
+            assert time.time() < deadline, "the cluster stage wrote no checkpoint"
+            time.sleep(0.5)
+    finally:
+        consumer.close()
