@@ -7,8 +7,10 @@ import time
 
 import orjson
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
+
+from tests.kafka_utils import consume, read_topic
 
 pytestmark = pytest.mark.kafka
 MARKER = "PROMPT-MARKER-7f3a9c-do-not-leak"
@@ -51,24 +53,6 @@ def invalid_inputs(rng: random.Random) -> list[tuple[bytes, str]]:
     return cases
 
 
-def consume_all(bootstrap: str, topic: str, expect: int | None = None, timeout: float = 60) -> list:
-    consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
-        consumer_timeout_ms=3000 if expect is None else 1000, max_partition_fetch_bytes=2_000_000,
-    )
-    out: list = []
-    deadline = time.time() + timeout
-    try:
-        while time.time() < deadline:
-            batch = list(consumer)
-            out.extend(batch)
-            if expect is None or len(out) >= expect:
-                break
-    finally:
-        consumer.close()
-    return out
-
-
 def test_worker_validates_routes_and_never_leaks_prompt_text(kafka_env, worker_factory):
     bootstrap = kafka_env["DISTILLGUARD_BOOTSTRAP_SERVERS"]
     events_topic, dlq_topic = kafka_env["DISTILLGUARD_EVENTS_TOPIC"], kafka_env["DISTILLGUARD_DLQ_TOPIC"]
@@ -100,7 +84,7 @@ def test_worker_validates_routes_and_never_leaks_prompt_text(kafka_env, worker_f
     assert worker.metric("distillguard_events_total", result="valid") == 5000
     assert worker.metric("distillguard_events_total", result="invalid") == 500
 
-    records = [orjson.loads(m.value) for m in consume_all(bootstrap, dlq_topic, expect=500)]
+    records = [orjson.loads(m.value) for m in consume(bootstrap, dlq_topic, until=lambda rs: len(rs) >= 500, timeout=60)]
     assert len(records) == 500
     by_source = {(r["source_partition"], r["source_offset"]): r for r in records}
     assert set(by_source) == set(expected_dlq), "every invalid input is dead-lettered once, no valid one is"
@@ -113,14 +97,15 @@ def test_worker_validates_routes_and_never_leaks_prompt_text(kafka_env, worker_f
     assert not (set(by_source) & valid_positions)
 
     assert worker.alive()
-    # the marker must appear on no topic but the input, and in no log line
+    assert worker.stop() == 0, "SIGTERM stops the worker cleanly"
+    # the marker must appear on no topic but the input, and in no log line (the stopped worker has flushed
+    # everything it wrote, so each topic read up to its end offsets is all of it)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     prefix = events_topic.rsplit(".", 1)[0]
     topics = [t for t in admin.list_topics() if t.startswith(prefix) and t != events_topic]
     admin.close()
     assert dlq_topic in topics
     for topic in topics:
-        for message in consume_all(bootstrap, topic):
+        for message in read_topic(bootstrap, topic):
             assert MARKER.encode() not in (message.value or b""), f"prompt text leaked into {topic}"
-    assert worker.stop() == 0, "SIGTERM stops the worker cleanly"
     assert MARKER not in worker.log_text()
