@@ -14,7 +14,7 @@ import pytest
 
 from delivery.policy import NotificationPolicy, PolicyConfig
 from detectors import synthetic as syn
-from tests.kafka_utils import consume, partition_for, produce
+from tests.kafka_utils import consume, partition_for, produce, read_topic
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 6
@@ -99,9 +99,10 @@ def notes_of(records) -> list[dict]:
 
 
 def read(bootstrap: str, topic: str, until=None, timeout: float = 120) -> list[dict]:
-    """JSON values of ``topic`` from the start (idle gap 1 s: repeats arrive every few seconds)."""
-    check = (lambda rs: until(notes_of(rs))) if until else None
-    return notes_of(consume(bootstrap, topic, check, timeout, idle_ms=1000))
+    """JSON values of ``topic`` from the start: until ``until`` holds, or (without it) what it holds now."""
+    if until is None:
+        return notes_of(read_topic(bootstrap, topic, timeout))
+    return notes_of(consume(bootstrap, topic, lambda rs: until(notes_of(rs)), timeout))
 
 
 def cluster_repeats(notes: list[dict]) -> list[dict]:
