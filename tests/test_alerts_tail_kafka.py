@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 import pytest
@@ -44,15 +45,17 @@ def test_tail_filters_and_renders(kafka_env):
     producer.flush()
     producer.close()
 
-    lines = tail(kafka_env)
+    # four independent readers of the same topic, run side by side: each waits out its own idle timeout
+    with ThreadPoolExecutor(4) as pool:
+        runs = [pool.submit(tail, kafka_env, *args) for args in
+                [(), ("--severity", "high"), ("--tenant", "acme", "--json"), ("--kind", "cluster", "--json")]]
+    lines, high, acme, cluster = (run.result() for run in runs)
     assert len(lines) == 4
     assert any("evil\\x1b[2Jcorp" in line for line in lines), "control characters are escaped"
     assert not any("\x1b" in line for line in lines)
-    high = tail(kafka_env, "--severity", "high")
     assert sorted(line.split()[2] for line in high) == ["CRITICAL", "HIGH"]
-    acme = tail(kafka_env, "--tenant", "acme", "--json")
     assert sorted(orjson.loads(line)["alert_id"] for line in acme) == ["t-2", "t-3"]
-    assert [orjson.loads(x)["kind"] for x in tail(kafka_env, "--kind", "cluster", "--json")] == ["cluster"]
+    assert [orjson.loads(x)["kind"] for x in cluster] == ["cluster"]
 
 
 def test_tail_on_missing_topic_is_a_clear_error(kafka_env):
