@@ -7,6 +7,7 @@ import faust
 from distillguard.settings import Settings
 from streams import metrics
 from streams.clients import faust_broker_config
+from streams.transport import Transport
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -31,6 +32,9 @@ def create_app(settings: Settings) -> faust.App:
         web_bind=settings.web_host,
         web_in_thread=False,
     )
+    # our consumer's drain loop, without Faust's two tasks per message (streams/transport.py); set before
+    # anything (topics, agents) makes the app build Faust's default transport
+    app.transport = Transport(app.conf.broker_consumer, app)
     app.conf.distillguard = settings  # type: ignore[attr-defined]
 
     @app.page("/metrics")
