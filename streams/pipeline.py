@@ -158,6 +158,18 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                 await topic.send(key=subject.encode(), value=orjson.dumps(mapper(alert)))
             metrics.ALERTS.labels(kind=alert["kind"], severity=alert["severity"], status=alert["status"]).inc()
 
+    def summaries_due(rt: PartitionRuntime, offset: int) -> bool:
+        """Buffer the key summaries the last event produced; True if a batch or a watermark tick is to be sent.
+
+        The per-event check without a coroutine; :func:`forward_summaries` does the sending.
+        """
+        drained = rt.stage.drain_summaries()
+        if drained:
+            rt.summaries.extend(drained)
+            rt.summary_seq.extend([offset, i] for i in range(len(drained)))
+        wm = rt.stage.watermark
+        return (wm > -math.inf and wm >= rt.last_marker + config.window_seconds / 5.0) or len(rt.summaries) >= SUMMARY_BATCH
+
     async def forward_summaries(rt: PartitionRuntime, offset: int, flush: bool = False) -> None:
         """Batch key summaries; at each watermark tick send them with the watermark in one message.
 
@@ -241,9 +253,11 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                     await dead_letter(event, data, rt.stage.rejected, "replay")
                 else:
                     valid.inc()
-                await publish(alerts, {"source_topic": msg.topic, "source_partition": msg.partition,
-                                       "source_offset": msg.offset})
-                await forward_summaries(rt, msg.offset)
+                if alerts:  # (most events raise none: skip building the source and awaiting a no-op)
+                    await publish(alerts, {"source_topic": msg.topic, "source_partition": msg.partition,
+                                           "source_offset": msg.offset})
+                if summaries_due(rt, msg.offset):
+                    await forward_summaries(rt, msg.offset)
                 if msg.timestamp:
                     metrics.LATENCY.observe(max(0.0, time.time() - msg.timestamp))
             if (len(rt.pending) >= settings.checkpoint_events
