@@ -69,13 +69,14 @@ def read_topic(env: dict[str, str], topic: str, until, timeout: float = 90) -> l
 
     settings = Settings(**{k.removeprefix("DISTILLGUARD_").lower(): v for k, v in env.items()
                            if k.startswith("DISTILLGUARD_")})
-    consumer = KafkaConsumer(topic, auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=2000,
+    consumer = KafkaConsumer(topic, auto_offset_reset="earliest", enable_auto_commit=False,
                              **kafka_python_config(settings))
     out: list[dict] = []
     deadline = time.time() + timeout
     try:
         while time.time() < deadline and not until(out):
-            out.extend(orjson.loads(r.value) for r in consumer)
+            for recs in consumer.poll(timeout_ms=200).values():
+                out.extend(orjson.loads(r.value) for r in recs)
     finally:
         consumer.close()
     return out
@@ -110,7 +111,7 @@ def test_worker_simulate_replay_over_sasl_ssl(broker, tmp_path: Path):
         deadline = time.time() + 120
         while worker.metric("distillguard_events_total", result="valid") < sent and time.time() < deadline:
             assert worker.alive(), worker.log_text()[-3000:]
-            time.sleep(1)
+            time.sleep(0.5)
         assert worker.metric("distillguard_events_total", result="valid") == sent
         live = read_topic(env, env["DISTILLGUARD_ALERTS_TOPIC"],
                           until=lambda rs: any(a["kind"] == "tenant" and a["status"] == "open" for a in rs))
