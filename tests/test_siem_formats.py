@@ -23,7 +23,7 @@ from schemas import EventCodec
 from schemas.ecs import to_ecs
 from schemas.ocsf import epoch_ms, to_ocsf
 from schemas.siem_validate import validate_ecs, validate_ocsf
-from tests.kafka_utils import REPO, consume, produce, wire
+from tests.kafka_utils import REPO, produce, read_topic, wire
 
 PROMPT_MARKER = "SIEM-PROMPT-MARKER-7f3a"
 
@@ -197,9 +197,12 @@ def test_worker_publishes_one_ocsf_and_one_ecs_document_per_alert(kafka_env, wor
     produce(bootstrap, settings.events_topic, evs)
 
     def by_id(topic: str, uid) -> dict[str, tuple[bytes, dict]]:
-        return {uid(d): (r.key, d) for r in consume(bootstrap, topic, idle_ms=1500) for d in [orjson.loads(r.value)]}
+        return {uid(d): (r.key, d) for r in read_topic(bootstrap, topic) for d in [orjson.loads(r.value)]}
 
     deadline = time.time() + 150
+    while worker.metric("distillguard_events_total", result="valid") < len(evs) and time.time() < deadline:
+        assert worker.alive(), worker.log_text()[-3000:]
+        time.sleep(0.5)  # every alert sent: the snapshots below hold all of them, not just the first
     while True:
         assert worker.alive(), worker.log_text()[-3000:]
         ecs = by_id(settings.ecs_topic, lambda d: d["event"]["id"])  # read in reverse send order
@@ -208,7 +211,7 @@ def test_worker_publishes_one_ocsf_and_one_ecs_document_per_alert(kafka_env, wor
         opened = any(d["status"] == "open" for _, d in contract.values())
         if (opened and contract.keys() == ocsf.keys() == ecs.keys()) or time.time() > deadline:
             break
-        time.sleep(1)
+        time.sleep(0.5)
     assert opened, "the attacker raised an alert"
     assert contract.keys() == ocsf.keys() == ecs.keys()
     for uid, (key, alert) in contract.items():
