@@ -85,14 +85,19 @@ def delete_topic(bootstrap: str, topic: str) -> None:
         admin.close()
 
 
-def test_replay_reproduces_live_alerts_and_leaves_live_state_alone(kafka_env, worker_factory, tmp_path: Path):
-    events = scenario()
+@pytest.fixture(scope="module")
+def events() -> list[dict]:
+    """The streaming tests' scenario (built once: every test here only reads it)."""
+    return scenario()
+
+
+def test_replay_reproduces_live_alerts_and_leaves_live_state_alone(events, kafka_env, worker_factory, tmp_path: Path):
     bootstrap, app_id = kafka_env["DISTILLGUARD_BOOTSTRAP_SERVERS"], kafka_env["DISTILLGUARD_APP_ID"]
     worker = worker_factory(kafka_env)
     worker.wait_ready()
     produce_timed(bootstrap, kafka_env["DISTILLGUARD_EVENTS_TOPIC"], events)
+    reference = run_detect(events, tmp_path)  # while the worker processes the events
     wait_for_events(worker, len(events))
-    reference = run_detect(events, tmp_path)
     want = {a["alert_id"] for a in reference if a["kind"] == "tenant"}
     live = consume_alerts(bootstrap, kafka_env["DISTILLGUARD_ALERTS_TOPIC"],
                           until=lambda rs: {a["alert_id"] for a in rs if a["kind"] == "tenant"} >= want, timeout=90)
@@ -122,8 +127,7 @@ def test_replay_reproduces_live_alerts_and_leaves_live_state_alone(kafka_env, wo
         delete_topic(bootstrap, out_topic)
 
 
-def test_time_and_tenant_subsets_equal_detect_over_the_subset(kafka_env, tmp_path: Path):
-    events = scenario()
+def test_time_and_tenant_subsets_equal_detect_over_the_subset(events, kafka_env, tmp_path: Path):
     bootstrap = kafka_env["DISTILLGUARD_BOOTSTRAP_SERVERS"]
     topic = kafka_env["DISTILLGUARD_EVENTS_TOPIC"]
     split = syn.T0 + 7200  # an invalid atk-1 record in the middle of the log, inside the time range
@@ -167,8 +171,7 @@ def test_time_and_tenant_subsets_equal_detect_over_the_subset(kafka_env, tmp_pat
     assert offs["events"] == len(in_p01)
 
 
-def test_interrupted_replay_resumes_to_the_same_output(kafka_env, tmp_path: Path):
-    events = scenario()
+def test_interrupted_replay_resumes_to_the_same_output(events, kafka_env, tmp_path: Path):
     bootstrap = kafka_env["DISTILLGUARD_BOOTSTRAP_SERVERS"]
     produce_timed(bootstrap, kafka_env["DISTILLGUARD_EVENTS_TOPIC"], events)
     run_id = f"{kafka_env['DISTILLGUARD_APP_ID']}-resume"
