@@ -19,7 +19,7 @@ from tests.kafka_utils import consume, partition_for, produce, read_topic
 pytestmark = pytest.mark.kafka
 PARTITIONS = 6
 SECRET = "live-test-secret"
-REPEAT = 3.0
+REPEAT = 2.0  # wall-clock seconds between repeats of an open incident (ticks every REPEAT/4)
 
 
 def scenario() -> list[dict]:
