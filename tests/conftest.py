@@ -96,6 +96,20 @@ def kafka_env(kafka_bootstrap: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     delete_topics(settings, mine)
 
 
+@pytest.fixture(scope="session")
+def private_broker(tmp_path_factory) -> Iterator:
+    """A private broker (PLAINTEXT, plus SASL_SSL with user ``SASL_USER``) for the tests that stop it or need
+    SASL: started once per session (a JVM start and a CA each cost ~10 s), removed at the end."""
+    from tests.private_kafka import SASL_PASSWORD, SASL_USER, PrivateBroker
+
+    b = PrivateBroker(tmp_path_factory.mktemp("kafka-private"), users={SASL_USER: SASL_PASSWORD})
+    try:
+        b.start()  # inside the try: a broker that failed half-way through its start is removed too
+        yield b
+    finally:
+        b.reset()
+
+
 class WorkerProcess:
     """A real ``distillguard worker`` subprocess with its log captured to a file."""
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 from tests.conftest import REPO, free_port
 
 SCRIPT = REPO / "docker" / "kafka-local.sh"
 SCRAM = "SCRAM-SHA-512"
+SASL_USER = "dg-worker"
+SASL_PASSWORD = f"pw-{uuid.uuid4().hex}"  # unique, so any leak is found by a plain substring search
 
 
 def _free_pair() -> int:

@@ -82,13 +82,9 @@ class PacedProducer(threading.Thread):
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    b = PrivateBroker(tmp_path_factory.mktemp("kafka-outage"))
-    try:
-        b.start()  # inside the try: a broker that failed half-way through its start is removed too
-        yield b
-    finally:
-        b.reset()
+def broker(private_broker: PrivateBroker) -> PrivateBroker:
+    """The session's private broker (conftest.py): this test stops and restarts it, nobody else uses it meanwhile."""
+    return private_broker
 
 
 def read_alerts(bootstrap: str, topic: str) -> list[tuple[float, dict]]:

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -23,22 +22,17 @@ from kafka.errors import KafkaError
 
 from tests.conftest import REPO, WorkerProcess, dg_env
 from tests.kafka_utils import canonical
-from tests.private_kafka import SCRAM, PrivateBroker
+from tests.private_kafka import SASL_PASSWORD, SASL_USER, SCRAM, PrivateBroker
 
 pytestmark = pytest.mark.kafka
-USER = "dg-worker"
-PASSWORD = f"pw-{uuid.uuid4().hex}"  # unique, so any leak is found by a plain substring search
+USER, PASSWORD = SASL_USER, SASL_PASSWORD  # the password is unique, so any leak is found by a substring search
 SIM = ["--preset", "demo", "--days", "1", "--tenants", "4", "--intensity", "0.1", "--volume", "0.3", "--seed", "7"]
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory) -> Iterator[PrivateBroker]:
-    b = PrivateBroker(tmp_path_factory.mktemp("kafka-sasl"), users={USER: PASSWORD})
-    try:
-        b.start()  # inside the try: a broker that failed half-way through its start is removed too
-        yield b
-    finally:
-        b.reset()
+def broker(private_broker: PrivateBroker) -> PrivateBroker:
+    """The session's private broker (conftest.py), which has the SASL_SSL listener and the user USER."""
+    return private_broker
 
 
 def sasl_env(broker: PrivateBroker, tmp: Path, *, password: str | None = PASSWORD, via: str = "env") -> dict[str, str]:
