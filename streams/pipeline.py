@@ -196,8 +196,16 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                 await summaries_topic.send(key=b"s", value=orjson.dumps(batch))
 
     async def checkpoint(rt: PartitionRuntime, stream: faust.StreamT, offset: int) -> None:
-        """Write changed tenants' snapshots and the covered offset, then ack the events they cover."""
+        """Write changed tenants' snapshots and the covered offset, then ack the events they cover.
+
+        Not for a runtime whose partition was revoked meanwhile (an event in flight during a rebalance):
+        its events stay un-acked and go to the partition's next owner, which restores the last checkpoint.
+        """
+        if runtimes.get(rt.partition) is not rt:
+            return
         await forward_summaries(rt, offset, flush=True)
+        if runtimes.get(rt.partition) is not rt:
+            return
         det = rt.stage.detector
         for tid in sorted(rt.stage.drain_dirty()):
             if tid in det:
