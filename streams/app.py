@@ -32,7 +32,7 @@ def create_app(settings: Settings) -> faust.App:
         web_bind=settings.web_host,
         web_in_thread=False,
     )
-    # our consumer's drain loop, without Faust's two tasks per message (streams/transport.py); set before
+    # our consumer's drain loop, without Faust's per-message task race (streams/transport.py); set before
     # anything (topics, agents) makes the app build Faust's default transport
     app.transport = Transport(app.conf.broker_consumer, app)
     app.conf.distillguard = settings  # type: ignore[attr-defined]

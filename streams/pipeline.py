@@ -158,17 +158,25 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                 await topic.send(key=subject.encode(), value=orjson.dumps(mapper(alert)))
             metrics.ALERTS.labels(kind=alert["kind"], severity=alert["severity"], status=alert["status"]).inc()
 
-    def summaries_due(rt: PartitionRuntime, offset: int) -> bool:
-        """Buffer the key summaries the last event produced; True if a batch or a watermark tick is to be sent.
-
-        The per-event check without a coroutine; :func:`forward_summaries` does the sending.
-        """
+    def buffer_summaries(rt: PartitionRuntime, offset: int) -> None:
+        """Move the key summaries the last event produced into the partition's buffer, with their sequence."""
         drained = rt.stage.drain_summaries()
         if drained:
             rt.summaries.extend(drained)
             rt.summary_seq.extend([offset, i] for i in range(len(drained)))
+
+    def tick_due(rt: PartitionRuntime) -> bool:
+        """The partition's watermark moved a fifth of a window past the last marker sent (clock started)."""
         wm = rt.stage.watermark
-        return (wm > -math.inf and wm >= rt.last_marker + config.window_seconds / 5.0) or len(rt.summaries) >= SUMMARY_BATCH
+        return wm > -math.inf and wm >= rt.last_marker + config.window_seconds / 5.0
+
+    def summaries_due(rt: PartitionRuntime, offset: int) -> bool:
+        """Buffer the last event's summaries; True if a batch or a watermark tick is to be sent.
+
+        The per-event check without a coroutine; :func:`forward_summaries` does the sending.
+        """
+        buffer_summaries(rt, offset)
+        return tick_due(rt) or len(rt.summaries) >= SUMMARY_BATCH
 
     async def forward_summaries(rt: PartitionRuntime, offset: int, flush: bool = False) -> None:
         """Batch key summaries; at each watermark tick send them with the watermark in one message.
@@ -179,19 +187,16 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         after a restore produce the same summaries with the same sequence, which the cluster stage drops.
         ``flush`` (at a checkpoint) sends everything buffered, so no summary of a checkpointed event is lost.
         """
-        drained = rt.stage.drain_summaries()
-        if drained:
-            rt.summaries.extend(drained)
-            rt.summary_seq.extend([offset, i] for i in range(len(drained)))
+        buffer_summaries(rt, offset)
         wm = rt.stage.watermark
-        tick_due = wm > -math.inf and wm >= rt.last_marker + config.window_seconds / 5.0  # (clock started)
-        if tick_due or len(rt.summaries) >= SUMMARY_BATCH or (flush and rt.summaries):
+        tick = tick_due(rt)
+        if tick or len(rt.summaries) >= SUMMARY_BATCH or (flush and rt.summaries):
             pending, seqs, rt.summaries, rt.summary_seq = rt.summaries, rt.summary_seq, [], []
             starts = range(0, len(pending), SUMMARY_BATCH)
             chunks = [(pending[i:i + SUMMARY_BATCH], seqs[i:i + SUMMARY_BATCH]) for i in starts] or [([], [])]
             for i, (chunk, seq) in enumerate(chunks):
                 batch: dict[str, Any] = {"type": "batch", "partition": rt.partition, "summaries": chunk, "seq": seq}
-                if tick_due and i == len(chunks) - 1:  # the watermark travels after every summary it covers
+                if tick and i == len(chunks) - 1:  # the watermark travels after every summary it covers
                     rt.last_marker = batch["watermark"] = wm
                 await summaries_topic.send(key=b"s", value=orjson.dumps(batch))
 

@@ -69,7 +69,7 @@ async def _resume(coro: Coroutine[Any, Any, Any], blocked_on: Any) -> Any:
 
 
 class Consumer(faust_aiokafka.Consumer):
-    """aiokafka consumer whose drain loop steps the delivery callback inline instead of racing two tasks per message."""
+    """aiokafka consumer whose drain loop steps the delivery callback inline instead of racing tasks per message."""
 
     async def _deliver(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run one delivery; only a delivery that blocks is raced against ``suspend_flow`` (Faust's semantics)."""

@@ -87,13 +87,16 @@ def consume(bootstrap: str, topic: str, until: Callable[[list], bool] | None = N
     return out
 
 
-def _drain(consumer: KafkaConsumer, out: list, deadline: float) -> None:
-    """Read on until every assigned partition is at the end offset it has now."""
-    tps = consumer.assignment()
-    end = consumer.end_offsets(list(tps))
-    while any(consumer.position(tp) < end[tp] for tp in tps) and time.time() < deadline:
+def _drain(consumer: KafkaConsumer, out: list, deadline: float) -> bool:
+    """Read on until every assigned partition is at the end offset it has now; False if the deadline came first."""
+    tps = list(consumer.assignment())
+    end = consumer.end_offsets(tps)
+    while any(consumer.position(tp) < end[tp] for tp in tps):
+        if time.time() >= deadline:
+            return False
         for recs in consumer.poll(timeout_ms=200).values():
             out.extend(recs)
+    return True
 
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 60) -> list:
@@ -113,11 +116,7 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 60) -> list:
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
-        while any(consumer.position(tp) < end[tp] for tp in tps):
-            assert time.time() < deadline, f"{topic}: not read to its end offsets {end} in {timeout}s"
-            for recs in consumer.poll(timeout_ms=200).values():
-                out.extend(recs)
+        assert _drain(consumer, out, deadline), f"{topic}: not read to its end offsets in {timeout}s"
     finally:
         consumer.close()
     return out
