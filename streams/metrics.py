@@ -36,6 +36,8 @@ RESTORES = Counter("distillguard_tenants_restored", "evicted or checkpointed ten
                    registry=REGISTRY)
 EVENT_TIME = Counter("distillguard_event_time_adjusted", "events processed with an adjusted time: late (behind their tenant's "
                      "closed windows) or future_clamped (quarantined far-future timestamp)", ["kind"], registry=REGISTRY)
+CATCH_UP = Counter("distillguard_catch_up_events", "events read outside the group because a partition resumed past "
+                   "its restored checkpoint (docs/RELIABILITY.md)", registry=REGISTRY)
 CHECKPOINT_AGE = Gauge("distillguard_checkpoint_age_seconds", "seconds since the last state checkpoint", registry=REGISTRY)
 
 

@@ -48,6 +48,7 @@ from schemas import DecodeError
 from schemas.dead_letter import dead_letter_record
 from schemas.formats import ALERT_MAPPERS
 from streams import metrics
+from streams.catchup import read_range
 from streams.ingest import make_codec
 
 log = get_logger(__name__)
@@ -66,7 +67,8 @@ class PartitionRuntime:
     partition: int
     stage: TenantStage
     checkpointed_offset: int = -1
-    last_offset: int = -1
+    processed_offset: int = -1  # the state covers the events up to here (restored checkpoint, then processed)
+    last_offset: int = -1  # the highest offset delivered (for the lag metric)
     pending: list[Any] = field(default_factory=list)
     last_checkpoint: float = field(default_factory=time.monotonic)
     last_marker: float = -math.inf
@@ -127,8 +129,11 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
     def checkpoint_key(partition: int) -> bytes:
         return b"%s/%d" % (CHECKPOINT_KEY, partition)
 
-    def runtime(partition: int) -> PartitionRuntime:
-        """The partition's runtime; a new one starts from the checkpoint in the state table."""
+    def runtime(partition: int, offset: int = -1) -> PartitionRuntime:
+        """The partition's runtime; a new one starts from the checkpoint in the state table.
+
+        ``offset``: of the message that starts it (logged: a resume should follow the checkpoint).
+        """
         rt = runtimes.get(partition)
         if rt is None:
             stage = TenantStage(config, model_first_seen=model_first_seen, store=tenants_store)  # type: ignore[arg-type]
@@ -136,10 +141,11 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             marker = state.get(checkpoint_key(partition))
             if marker is not None:
                 doc = orjson.loads(marker)
-                rt.checkpointed_offset = int(doc["offset"])
+                rt.checkpointed_offset = rt.processed_offset = int(doc["offset"])
                 rt.stage.load_meta(doc["meta"])
                 rt.last_marker = rt.stage.watermark
-            log.info("partition_started", partition=partition, checkpointed_offset=rt.checkpointed_offset)
+            log.info("partition_started", partition=partition, checkpointed_offset=rt.checkpointed_offset,
+                     first_offset=offset)
         return rt
 
     def load_tenant(rt: PartitionRuntime, tid: str) -> Any:
@@ -228,51 +234,90 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             if total > cap:
                 metrics.EVICTIONS.inc(rt.stage.evict(total - (cap - cap // 10), persist=False))
 
-    async def dead_letter(event: Any, data: bytes, reason: str, label: str, usage_event: bool = True) -> None:
-        """Send an input to the dead-letter topic with its reason (``usage_event``: count it as an invalid event)."""
-        msg = event.message
-        record = dead_letter_record(data, reason, settings.max_event_bytes, source_topic=msg.topic,
-                                    source_partition=msg.partition, source_offset=msg.offset)
-        await dlq_topic.send(key=event.key, value=orjson.dumps(record))
+    async def dead_letter(key: bytes | None, data: bytes, reason: str, label: str, source: tuple[str, int, int],
+                          usage_event: bool = True) -> None:
+        """Send an input (from ``source`` = topic, partition, offset) to the dead-letter topic with its reason.
+
+        ``usage_event``: count it as an invalid event.
+        """
+        topic, partition, offset = source
+        record = dead_letter_record(data, reason, settings.max_event_bytes, source_topic=topic,
+                                    source_partition=partition, source_offset=offset)
+        await dlq_topic.send(key=key, value=orjson.dumps(record))
         if usage_event:
             invalid.inc()
         metrics.DLQ.labels(reason=label).inc()
+
+    async def handle(rt: PartitionRuntime, data: bytes, key: bytes | None, source: tuple[str, int, int],
+                     appended: float | None) -> None:
+        """One event through its partition's tenant stage: alerts, dead letters, key summaries, metrics.
+
+        ``appended``: the record's append time (s), for the latency histogram (``None``: not observed).
+        """
+        topic, partition, offset = source
+        rt.processed_offset = offset
+        try:
+            ev = codec.decode(data)
+        except DecodeError as exc:
+            await dead_letter(key, data, exc.reason, metrics.reason_label(exc.field, exc.reason), source)
+            return
+        try:
+            alerts = rt.stage.process(ev)  # restores the tenant from the table if it was evicted
+        except Exception as exc:  # noqa: BLE001 - a detector bug must neither stop the partition nor lose the event
+            log.exception("event_processing_failed", partition=partition, offset=offset, error=type(exc).__name__)
+            await dead_letter(key, data, f"processing failed: {type(exc).__name__}: {str(exc)[:200]}",
+                              "processing_failed", source)
+            return
+        if rt.stage.rejected is not None:  # a replayed event id: dropped, dead-lettered
+            await dead_letter(key, data, rt.stage.rejected, "replay", source)
+        else:
+            valid.inc()
+        if alerts:  # (most events raise none: skip building the source and awaiting a no-op)
+            await publish(alerts, {"source_topic": topic, "source_partition": partition, "source_offset": offset})
+        if summaries_due(rt, offset):
+            await forward_summaries(rt, offset)
+        if appended:
+            metrics.LATENCY.observe(max(0.0, time.time() - appended))
+
+    async def catch_up(rt: PartitionRuntime, topic: str, first_offset: int) -> None:
+        """Process the events between the restored checkpoint and ``first_offset``, where Faust resumed.
+
+        Normally there are none: offsets are committed only after the checkpoint that covers them. A
+        rebalance can still resume a partition past it (docs/RELIABILITY.md, "Resuming a partition");
+        those events are read with a group-less consumer (streams/catchup.py) so none is missing from
+        the state. If they cannot be read, the error is logged and the partition goes on.
+        """
+        start = rt.checkpointed_offset + 1
+        log.warning("partition_resume_gap", partition=rt.partition, checkpointed_offset=rt.checkpointed_offset,
+                    first_offset=first_offset)
+        count = 0
+        try:
+            async for records in read_range(settings, topic, rt.partition, start, first_offset):
+                for r in records:
+                    await handle(rt, r.value or b"", r.key, (topic, rt.partition, r.offset), None)
+                count += len(records)
+        except Exception as exc:  # noqa: BLE001 - the partition must go on; the log says what is missing
+            log.error("partition_catch_up_failed", partition=rt.partition, from_offset=start, to_offset=first_offset - 1,
+                      processed=count, error=f"{type(exc).__name__}: {str(exc)[:200]}")
+        else:
+            log.info("partition_caught_up", partition=rt.partition, from_offset=start, to_offset=first_offset - 1,
+                     events=count)
+        metrics.CATCH_UP.inc(count)
 
     @app.agent(events_topic, name="distillguard.detect")
     async def detect(stream: faust.StreamT) -> None:
         manual = stream.noack()
         async for event in manual.events():
             msg = event.message
-            rt = runtime(msg.partition)
+            rt = runtime(msg.partition, msg.offset)
             rt.pending.append(event)
-            rt.last_offset = msg.offset
-            if msg.offset <= rt.checkpointed_offset:
-                continue  # already part of the restored state
+            rt.last_offset = max(rt.last_offset, msg.offset)
+            if msg.offset <= rt.processed_offset:
+                continue  # part of the restored state, or processed already (a delivery from before a seek)
+            if rt.processed_offset == rt.checkpointed_offset and msg.offset > rt.processed_offset + 1:
+                await catch_up(rt, msg.topic, msg.offset)  # the runtime's first event is past its checkpoint
             data = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
-            try:
-                ev = codec.decode(data)
-            except DecodeError as exc:
-                await dead_letter(event, data, exc.reason, metrics.reason_label(exc.field, exc.reason))
-            else:
-                try:
-                    alerts = rt.stage.process(ev)  # restores the tenant from the table if it was evicted
-                except Exception as exc:  # noqa: BLE001 - a detector bug must neither stop the partition nor lose the event
-                    log.exception("event_processing_failed", partition=msg.partition, offset=msg.offset,
-                                  error=type(exc).__name__)
-                    await dead_letter(event, data, f"processing failed: {type(exc).__name__}: {str(exc)[:200]}",
-                                      "processing_failed")
-                    continue
-                if rt.stage.rejected is not None:  # a replayed event id: dropped, dead-lettered
-                    await dead_letter(event, data, rt.stage.rejected, "replay")
-                else:
-                    valid.inc()
-                if alerts:  # (most events raise none: skip building the source and awaiting a no-op)
-                    await publish(alerts, {"source_topic": msg.topic, "source_partition": msg.partition,
-                                           "source_offset": msg.offset})
-                if summaries_due(rt, msg.offset):
-                    await forward_summaries(rt, msg.offset)
-                if msg.timestamp:
-                    metrics.LATENCY.observe(max(0.0, time.time() - msg.timestamp))
+            await handle(rt, data, event.key, (msg.topic, msg.partition, msg.offset), msg.timestamp or None)
             if (len(rt.pending) >= settings.checkpoint_events
                     or time.monotonic() - rt.last_checkpoint >= settings.checkpoint_seconds):
                 await checkpoint(rt, manual, msg.offset)
@@ -354,8 +399,9 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                 await apply_cluster_record(crt, orjson.loads(event.value), offset, manual)
             except Exception as exc:  # noqa: BLE001 - one unreadable record must not stop the cluster stage
                 log.exception("cluster_record_failed", offset=offset, error=type(exc).__name__)
-                await dead_letter(event, bytes(event.value or b""), f"cluster record failed: {type(exc).__name__}: "
-                                  f"{str(exc)[:200]}", "cluster_record", usage_event=False)
+                await dead_letter(event.key, bytes(event.value or b""), f"cluster record failed: {type(exc).__name__}: "
+                                  f"{str(exc)[:200]}", "cluster_record", (event.message.topic, event.message.partition, offset),
+                                  usage_event=False)
             if (len(crt.pending) >= settings.checkpoint_events
                     or time.monotonic() - crt.last_checkpoint >= settings.checkpoint_seconds):
                 await checkpoint_cluster(crt, manual, offset)
@@ -419,7 +465,8 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                 with contextlib.suppress(KeyError):  # no lag sample yet
                     metrics.LAG.remove(str(tp.partition))
                 log.info("partition_revoked", partition=tp.partition, tenants=len(rt.stage.detector),
-                         unacked_events=len(rt.pending))
+                         unacked_events=len(rt.pending), checkpointed_offset=rt.checkpointed_offset,
+                         last_offset=rt.last_offset)
             elif tp.topic == summaries_topic.get_topic_name() and cluster.restored:
                 # the next owner (maybe this worker again) restores from the table, which has the latest checkpoint
                 log.info("cluster_stage_revoked", unacked_records=len(cluster.pending))

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
 from detectors import synthetic as syn
 from tests.kafka_utils import canonical, consume_alerts, flush_events, produce, read_topic, run_detect
@@ -121,6 +122,42 @@ def test_two_workers_share_partitions_and_hand_over_state(expected, kafka_env, w
     assert "partition_started" in a.log_text()
 
 
+def test_partition_resumed_past_its_checkpoint_catches_up(expected, kafka_env, worker_factory):
+    """A worker whose group resumes a partition past its restored checkpoint (a rebalance before the
+    partition's first checkpoint can do that: docs/RELIABILITY.md) reads the events in between itself.
+
+    Made deterministic here: before any worker runs, the group's offsets are committed half-way into
+    every partition while the state table is empty. Without the catch-up the first halves would be
+    missing from the state, and the alerts would differ from ``detect``'s.
+    """
+    events, reference = expected
+    bootstrap, topic = kafka_env["DISTILLGUARD_BOOTSTRAP_SERVERS"], kafka_env["DISTILLGUARD_EVENTS_TOPIC"]
+    produce(bootstrap, topic, events)
+    tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    committer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=kafka_env["DISTILLGUARD_APP_ID"],
+                              enable_auto_commit=False)
+    try:
+        committer.assign(tps)
+        half = {tp: end // 2 for tp, end in committer.end_offsets(tps).items()}
+        committer.commit({tp: OffsetAndMetadata(n, "", -1) for tp, n in half.items()})
+    finally:
+        committer.close()
+    assert all(n > 0 for n in half.values())
+    worker = worker_factory(kafka_env)
+    worker.wait_ready()
+    wait_for_events(worker, len(events))
+    assert worker.metric("distillguard_catch_up_events_total") == sum(half.values())
+    assert worker.log_text().count("partition_caught_up") == PARTITIONS
+    want_tenant = {canonical(a) for a in reference if a["kind"] == "tenant"}
+    want_cluster = {(a["alert_id"], a["status"], tuple(a["tenant_ids"])) for a in reference if a["kind"] == "cluster"}
+    live = consume_alerts(bootstrap, kafka_env["DISTILLGUARD_ALERTS_TOPIC"],
+                          until=lambda rs: {canonical(a) for a in rs if a["kind"] == "tenant"} >= want_tenant
+                          and len([a for a in rs if a["kind"] == "cluster"]) >= len(want_cluster), timeout=90)
+    assert {canonical(a) for a in live if a["kind"] == "tenant"} == want_tenant
+    got_cluster = {(a["alert_id"], a["status"], tuple(a["tenant_ids"])) for a in live if a["kind"] == "cluster"}
+    assert got_cluster == want_cluster
+
+
 def test_kill_9_and_restart_loses_no_incident(expected, kafka_env, worker_factory):
     events, reference = expected
     bootstrap, topic = kafka_env["DISTILLGUARD_BOOTSTRAP_SERVERS"], kafka_env["DISTILLGUARD_EVENTS_TOPIC"]
@@ -182,8 +219,6 @@ def test_false_positive_verdict_stops_repeat_alerts(kafka_env, worker_factory, t
 
 
 def produce_feedback(bootstrap: str, topic: str, record: dict) -> None:
-    from kafka import KafkaProducer
-
     producer = KafkaProducer(bootstrap_servers=bootstrap)
     producer.send(topic, value=orjson.dumps(record)).get(timeout=30)
     producer.close()
