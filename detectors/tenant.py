@@ -33,12 +33,13 @@ import orjson
 from detectors.baseline import BaselineDetector, ScoreDrift
 from detectors.common import DetectorConfig, make_alert, rnd, severity_of
 from detectors.scoring import PRIOR, absolute_score, combine, reasons, relative_shift_vec
-from detectors.window import FEATURES, F, Window, window_features
+from detectors.window import FEATURES, F, Window, single_shot_features, window_features
 
 __all__ = ["KeySummary", "TenantDetector"]
 
 _SNAP_MAGIC = b"DGT"
-_SNAP_VERSION = 1
+_SNAP_VERSION = 2  # 2: windows carry the single-shot counters; version 1 snapshots still load (counters 0)
+_SNAP_READS = (1, 2)
 _BLOOM_BYTES = 1024  # 8192-bit Bloom filter (k=2) of the tenant's prompt fingerprints
 _BLOOM_RESET = 2400  # bits set -> reset (false-positive rate stays below ~9%)
 _NEAR_DUP_BITS = 10  # SimHash Hamming distance that counts as a near-duplicate
@@ -273,7 +274,7 @@ class TenantDetector:
         w.s_out += out
         get = ev.get
         sus = capped = False
-        cot = get("cot_elicitation")
+        cot = elicited = get("cot_elicitation")
         if cot:
             w.n_cot += 1
             sus = True
@@ -301,6 +302,18 @@ class TenantDetector:
             w.n_nosess += 1
             if cot and capped:
                 w.n_joint += 1
+            if elicited:
+                w.n_ss_cot += 1
+            if capped:
+                w.n_ss_cap += 1
+            if t is not None:
+                w.n_ss_tk += 1
+                if t == 0:
+                    w.n_ss_t0 += 1
+            w.s_ss_in += inp
+            w.s_ss_out += out
+            if r:
+                w.s_ss_reason += r
         else:
             ti = get("turn_index")
             if ti:
@@ -476,12 +489,14 @@ class TenantDetector:
             st.topics_mask |= mask
         x = window_features(w, hours, we - st.first_ts, new_topics)
         score, abs_score, pill, rel, familiarity = self._score(st, x)
+        # summaries for the cluster stage: the window as a whole
+        self._emit_summaries(st, w, score, x, pill)
+        xs, score, abs_score, pill = self._single_shot(w, x, score, abs_score, pill, familiarity)
         if self.on_window is not None:
             signals = {"score": score, "absolute": abs_score, "relative": rel, "familiarity": familiarity,
-                       "events": w.n, **pill, **{k: x[i] for i, k in enumerate(FEATURES)}}
+                       "events": w.n, "single_shot": float(xs is not None), **pill,
+                       **{k: x[i] for i, k in enumerate(FEATURES)}}
             self.on_window(st.tid, w.start, we, score, signals)
-        # summaries for the cluster stage
-        self._emit_summaries(st, w, score, x, pill)
         if w.n < c.min_window_events:
             # sparse tenant: pool consecutive small windows and score the pool once it has enough events
             carry = st.carry
@@ -494,6 +509,7 @@ class TenantDetector:
             w = carry
             x = window_features(w, hours, we - st.first_ts, 0)
             score, abs_score, pill, rel, familiarity = self._score(st, x)
+            xs, score, abs_score, pill = self._single_shot(w, x, score, abs_score, pill, familiarity)
         else:
             st.carry = None
         # drift + persistence
@@ -518,7 +534,15 @@ class TenantDetector:
             if score < c.watch_threshold and abs_score < 0.25:
                 base.learn_values(x)
             return out
-        rs = reasons(x, base._state, pill, rel)
+        if xs is None:
+            rs = reasons(x, base._state, pill, rel)
+        else:
+            share = w.n_nosess / w.n
+            rs = reasons(xs, base._state, pill, 0.0)
+            rs.append({"signal": "single_shot", "value": round(share, 4),
+                       "baseline": round(base._state[F["no_session"]], 4), "weight": 0.0,
+                       "text": f"shares above are of the window's {w.n_nosess} single-shot requests ({share:.0%}); "
+                       f"its {w.n - w.n_nosess} conversational requests are set aside"})
         pattern = 0
         for r in rs[:3]:
             if r["signal"] in F:
@@ -569,6 +593,23 @@ class TenantDetector:
         if hist > 20:
             familiarity = min(1.0, (hist - 20) / 200.0) * (1.0 - base.deviation(z))
         return combine(abs_score, rel, familiarity), abs_score, pill, rel, familiarity
+
+    @staticmethod
+    def _single_shot(w: Window, x: list[float], score: float, abs_score: float, pill: dict[str, float],
+                     familiarity: float) -> tuple[list[float] | None, float, float, dict[str, float]]:
+        """The window's score, or its single-shot requests' score when that is higher (mixed windows only).
+
+        The single-shot part is judged on the population prior alone (no relative shift: the tenant's
+        baseline describes whole windows), damped by the same familiarity as the whole window.
+        """
+        xs = single_shot_features(w, x)
+        if xs is None:
+            return None, score, abs_score, pill
+        a_ss, p_ss = absolute_score(xs)
+        s_ss = combine(a_ss, 0.0, familiarity)
+        if s_ss <= score:
+            return None, score, abs_score, pill
+        return xs, s_ss, a_ss, p_ss
 
     def _alert(self, st: _Tenant, status: str, score: float, detected_at: float, ws: float, we: float,
                rs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -750,8 +791,8 @@ class TenantDetector:
         if data[:3] != _SNAP_MAGIC:
             raise ValueError("not a distillguard tenant snapshot")
         (version,) = struct.unpack_from("<H", data, 3)
-        if version != _SNAP_VERSION:
-            raise ValueError(f"unsupported tenant snapshot version {version} (this build reads {_SNAP_VERSION})")
+        if version not in _SNAP_READS:
+            raise ValueError(f"unsupported tenant snapshot version {version} (this build reads {_SNAP_READS})")
         d = orjson.loads(data[5:])
         st = self._new_tenant(tenant_id, d["first_ts"])
         self.changed.add(tenant_id)

@@ -52,7 +52,10 @@ class Window:
         "n_tiny", "n_biasrep", "n_near", "n_fp", "n_pdata", "n_joint", "n_rep", "n_new", "n_late", "n_topic", "n_coding",
         "s_in", "s_out", "s_reason", "s_dt", "s_dt2", "n_dt", "first_ts", "last_ts",
         "tmpl", "n_tmpl", "topics", "accts", "ev", "ev_any", "net", "pfx", "n_net", "ua", "n_ua", "pay", "n_pay",
+        # the single-shot requests (no session) on their own: extraction hidden among conversational cover traffic
+        "n_ss_cot", "n_ss_cap", "n_ss_t0", "n_ss_tk", "s_ss_in", "s_ss_out", "s_ss_reason",
     )
+    _ADDED = 7  # trailing slots missing from windows saved by tenant snapshot version 1 (start at 0)
 
     def __init__(self, start: float) -> None:
         self.start = start
@@ -60,6 +63,7 @@ class Window:
         self.n_tools = self.n_lp = self.n_bias = self.n_tiny = self.n_biasrep = self.n_near = self.n_fp = 0
         self.n_joint = self.n_pdata = self.n_rep = self.n_new = self.n_late = self.n_topic = self.n_coding = self.n_tmpl = self.n_dt = 0
         self.n_net = self.n_ua = self.n_pay = 0
+        self.n_ss_cot = self.n_ss_cap = self.n_ss_t0 = self.n_ss_tk = self.s_ss_in = self.s_ss_out = self.s_ss_reason = 0
         self.s_in = self.s_out = self.s_reason = 0
         self.s_dt = self.s_dt2 = 0.0
         self.first_ts = math.inf
@@ -80,6 +84,8 @@ class Window:
     @classmethod
     def from_list(cls, values: list[Any]) -> Window:
         w = cls.__new__(cls)
+        if len(values) == len(cls.__slots__) - cls._ADDED:
+            values = [*values, *([0] * cls._ADDED)]
         for s, v in zip(cls.__slots__, values, strict=True):
             setattr(w, s, v)
         if isinstance(w.first_ts, str) or w.first_ts is None:
@@ -90,7 +96,8 @@ class Window:
 
     _SUMS = ("n", "n_cot", "n_cap", "n_t0", "n_tk", "n_nosess", "n_turn", "n_tools", "n_lp", "n_bias", "n_tiny",
              "n_biasrep", "n_near", "n_fp", "n_pdata", "n_joint", "n_rep", "n_new", "n_late", "n_topic", "n_coding",
-             "s_in", "s_out", "s_reason", "s_dt", "s_dt2", "n_dt", "n_tmpl", "n_net", "n_ua", "n_pay")
+             "s_in", "s_out", "s_reason", "s_dt", "s_dt2", "n_dt", "n_tmpl", "n_net", "n_ua", "n_pay",
+             "n_ss_cot", "n_ss_cap", "n_ss_t0", "n_ss_tk", "s_ss_in", "s_ss_out", "s_ss_reason")
 
     def merge(self, o: Window) -> None:
         """Add another window's aggregates (used to pool a sparse tenant's consecutive small windows)."""
@@ -185,3 +192,32 @@ def window_features(w: Window, hours: Any, age_seconds: float, topic_new: int) -
     x[24] = w.n_topic / n
     x[25] = w.n_joint / n
     return x
+
+
+SINGLE_SHOT_MIN = 5  # single-shot requests a mixed window needs before they are scored on their own
+
+
+def single_shot_features(w: Window, x: list[float]) -> list[float] | None:
+    """The window's feature vector restricted to its single-shot requests, or None when that adds nothing.
+
+    Scripted extraction is single-shot; cover traffic mixed in by the same accounts is conversational
+    (sessions, turns). Window-wide shares average the two, so a half-extraction tenant looks half as
+    suspicious. Here the per-request shares (reasoning elicitation, cap, temperature 0, output/input,
+    the joint signal) are taken over the single-shot requests only; prompt-structure, topic, pacing and
+    probing features stay window-wide. Only for mixed windows with at least :data:`SINGLE_SHOT_MIN`
+    single-shot requests (an all-single-shot window is already scored as it is).
+    """
+    m = w.n_nosess
+    if m < SINGLE_SHOT_MIN or m >= w.n:
+        return None
+    xs = list(x)
+    xs[0] = math.log1p(m)
+    xs[1] = w.n_ss_cot / m
+    xs[2] = w.s_ss_reason / (w.s_ss_out + w.s_ss_reason + 1.0)
+    xs[9] = w.n_ss_cap / m
+    xs[10] = min(1.0, max(0.0, math.log2((w.s_ss_out + 1.0) / (w.s_ss_in + 1.0)) / 4.0))
+    xs[11] = w.n_ss_t0 / w.n_ss_tk if w.n_ss_tk else 0.0
+    xs[13] = 1.0
+    xs[14] = 0.0
+    xs[25] = w.n_joint / m
+    return xs

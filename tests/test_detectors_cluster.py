@@ -30,10 +30,15 @@ def background(n: int = 12) -> list[dict[str, Any]]:
     return evs
 
 
-def test_hydra_cluster_detected_while_each_member_stays_below_tenant_threshold() -> None:
+def test_hydra_cluster_detected_and_named_in_full() -> None:
+    """20 members mixing clean single-shot extraction (35 %) into chat: the cluster stage names every member.
+
+    The tenant stage, which scores a mixed window's single-shot requests on their own, may page members
+    too (they are extractors); it must never page a background tenant.
+    """
     hydra = S.hydra("hyd", n_tenants=20)
     alerts = run(S.merge(background(), hydra))
-    assert not [a for a in alerts if a["kind"] == "tenant"]
+    assert all(a["tenant_id"].startswith("hyd-") for a in alerts if a["kind"] == "tenant")
     cl = [a for a in alerts if a["kind"] == "cluster"]
     opens = [a for a in cl if a["status"] == "open"]
     assert len(opens) == 1

@@ -1,0 +1,93 @@
+"""Mixed windows: single-shot extraction among conversational cover traffic is scored on its own."""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections import Counter
+from typing import Any
+
+import orjson
+
+from detectors import Engine, TenantDetector
+from detectors import synthetic as S
+from detectors.window import SINGLE_SHOT_MIN, Window, single_shot_features, window_features
+
+
+def _window(n_chat: int, n_single: int) -> Window:
+    """A window with ``n_chat`` conversational requests and ``n_single`` single-shot CoT requests cut at the cap."""
+    det = TenantDetector()
+    events = []
+    for i in range(n_chat):
+        events.append(S._event("t", i, S.T0 + i, session_id="s1", turn_index=1 + i, temperature=0.7,
+                               max_tokens=4096, output_tokens=200))
+    for j in range(n_single):
+        events.append(S._event("t", 100 + j, S.T0 + 50 + j, temperature=0.0, cot_elicitation=True, max_tokens=2048,
+                               output_tokens=2048, stop_reason="max_tokens", reasoning_tokens=3000))
+    for e in events:
+        det.process(e)
+    return det._tenants["t"].cur
+
+
+def test_single_shot_features_are_shares_of_the_single_shot_requests() -> None:
+    w = _window(n_chat=10, n_single=6)
+    x = window_features(w, [0.0] * 24, 0.0, 0)
+    xs = single_shot_features(w, x)
+    assert xs is not None
+    assert x[1] == 6 / 16 and xs[1] == 1.0  # cot: diluted by the chat in the whole window, full among single-shot
+    assert x[9] == 6 / 16 and xs[9] == 1.0  # cap
+    assert xs[11] == 1.0 and x[11] == 6 / 16  # temperature 0
+    assert xs[13] == 1.0 and xs[14] == 0.0 and xs[25] == 1.0  # no session, no turns, joint
+    assert xs[3:9] == x[3:9]  # prompt structure and topics stay window-wide
+
+
+def test_single_shot_features_only_for_mixed_windows_with_enough_single_shot_requests() -> None:
+    few = _window(n_chat=10, n_single=SINGLE_SHOT_MIN - 1)
+    assert single_shot_features(few, window_features(few, [0.0] * 24, 0.0, 0)) is None
+    only = _window(n_chat=0, n_single=8)
+    assert single_shot_features(only, window_features(only, [0.0] * 24, 0.0, 0)) is None
+
+
+def _alerts(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    eng = Engine()
+    return eng.process_many(events) + eng.finish()
+
+
+def test_half_extraction_behind_conversational_cover_opens_a_tenant_alert() -> None:
+    """One tenant, 40 % clean single-shot extraction mixed into multi-turn chat from the same accounts."""
+    mixed = S.hydra("mix", n_tenants=1, extraction_share=0.4, rate=0.05)
+    background = S.chat("bg", hours=12, peak_rate=0.4, seed=4)
+    alerts = _alerts(S.merge(mixed, background))
+    opens = [a for a in alerts if a["kind"] == "tenant" and a["status"] == "open"]
+    assert [a["tenant_id"] for a in opens] == ["mix-000"]
+    signals = [r["signal"] for r in opens[0]["reasons"]]
+    assert signals[-1] == "single_shot" and {"cot", "cap"} <= set(signals)
+    assert "single-shot requests" in opens[0]["reasons"][-1]["text"]
+
+
+def test_chat_with_many_single_shot_requests_does_not_alert() -> None:
+    """Chat tenants that send a third of their requests outside sessions (8 % reasoning prompts, no
+    temperature 0, no cap) stay quiet over two days, although their mixed windows are scored both ways."""
+    rng = random.Random(5)
+    events = S.merge(*(S.chat(f"c{k}", hours=48, peak_rate=0.6, seed=30 + k) for k in range(4)))
+    for e in events:
+        if rng.random() < 0.35:
+            del e["session_id"], e["turn_index"]
+    per_window = Counter((e["tenant_id"], e["ts"] // 300) for e in events if "session_id" not in e)
+    assert sum(1 for c in per_window.values() if c >= SINGLE_SHOT_MIN) > 100  # the single-shot path is exercised
+    assert not [a for a in _alerts(events) if a["status"] == "open"]
+
+
+def test_version_1_snapshots_still_load() -> None:
+    """Snapshots written before the single-shot counters existed restore with those counters at zero."""
+    det = TenantDetector()
+    for e in S.hydra("mix", n_tenants=1, hours=1.0):
+        det.process(e)
+    snap = det.snapshot("mix-000")
+    doc = orjson.loads(snap[5:])
+    doc["wins"] = [vals[:-Window._ADDED] for vals in doc["wins"]]
+    old = snap[:3] + struct.pack("<H", 1) + orjson.dumps(doc)
+    again = TenantDetector()
+    again.restore("mix-000", old)
+    w = next(iter(again._tenants["mix-000"].wins.values()))
+    assert w.n > 0 and w.n_ss_cot == 0 and w.s_ss_out == 0
