@@ -507,18 +507,23 @@ class TenantDetector:
                 return out
             st.carry = None
             w = carry
+            # the pool holds the events of several active windows (each pooled window had fewer than
+            # min_window_events, so they span at least that many windows of event time): it counts as that many
+            reps = min(c.persistence_k, w.n // c.min_window_events)
             x = window_features(w, hours, we - st.first_ts, 0)
             score, abs_score, pill, rel, familiarity = self._score(st, x)
             xs, score, abs_score, pill = self._single_shot(w, x, score, abs_score, pill, familiarity)
         else:
             st.carry = None
+            reps = 1
         # drift + persistence
-        st.n_active += 1
-        st.drift.update(score)
-        if st.drift.drift_detected:
-            st.drift_at = st.n_active
         susp = score >= c.open_threshold
-        st.recent = ((st.recent << 1) | int(susp)) & ((1 << c.persistence_n) - 1)
+        for _ in range(reps):
+            st.n_active += 1
+            st.drift.update(score)
+            if st.drift.drift_detected:
+                st.drift_at = st.n_active
+            st.recent = ((st.recent << 1) | int(susp)) & ((1 << c.persistence_n) - 1)
         if score >= c.watch_threshold:
             st.low_run = 0
             if st.run_start is None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from detectors import DetectorConfig, Engine, TenantDetector
 from detectors import synthetic as S
 from distillguard import DETECTOR_VERSION
+from evaluation.scoring import ts_of
 from schemas import load_schema
 
 ALERT_SCHEMA = load_schema("alert")
@@ -276,3 +277,17 @@ def test_sparse_tenant_windows_are_pooled_low_and_slow_extraction_detected() -> 
     assert tenant_alerts(alerts, "slowchat") == []
     opened = tenant_alerts(alerts, "slow")[0]
     assert opened["window_start"] < opened["window_end"]
+
+
+def test_sparse_extraction_opens_on_its_first_full_pool() -> None:
+    """Three clean extraction requests a window: the pooled windows' 20 events count as four active windows.
+
+    So the tenant opens once its first pool is decided (~35 min of traffic), not after four pools (~2.3 h).
+    """
+    slow = S.extraction("slow", hours=4, rate=0.01)
+    background = S.merge(S.chat("bg1", hours=5, peak_rate=0.4, seed=11), S.chat("bg2", hours=5, peak_rate=0.4, seed=12))
+    opens = [a for a in tenant_alerts(run(S.merge(slow, background)), "slow") if a["status"] == "open"]
+    assert opens, "the sparse extraction tenant was not alerted"
+    start = slow[0]["ts"]
+    assert ts_of(opens[0]["detected_at"]) - start <= 3600
+    assert [a for a in run(background) if a["status"] == "open"] == []
