@@ -38,8 +38,10 @@ from detectors.window import FEATURES, F, Window, single_shot_features, window_f
 __all__ = ["KeySummary", "TenantDetector"]
 
 _SNAP_MAGIC = b"DGT"
-_SNAP_VERSION = 2  # 2: windows carry the single-shot counters; version 1 snapshots still load (counters 0)
-_SNAP_READS = (1, 2)
+_SNAP_VERSION = 3  # 2: windows carry the single-shot counters; version 1 snapshots still load (counters 0)
+# 3: "base", "drift" and "bloom" are left out while they hold the population prior / no bit (a tenant with a
+#    few events); a missing one restores as that prior. Versions 1 and 2 (always all three) still load.
+_SNAP_READS = (1, 2, 3)
 _BLOOM_BYTES = 1024  # 8192-bit Bloom filter (k=2) of the tenant's prompt fingerprints
 _BLOOM_RESET = 2400  # bits set -> reset (false-positive rate stays below ~9%)
 _NEAR_DUP_BITS = 10  # SimHash Hamming distance that counts as a near-duplicate
@@ -154,10 +156,17 @@ class TenantDetector:
         self._stats = {"future_clamped": 0, "windows": 0, "suppressed": 0}
         self._base_kw = {"features": FEATURES, "half_life": c.baseline_half_life, "prior": PRIOR,
                          "prior_weight": c.baseline_prior_weight, "directions": None, "min_std": 0.05}
+        # Every new tenant starts from these two (the population prior) and shares them, read-only, until
+        # its first write takes a copy (_own_base / _own_drift): a tenant with a few events -- e.g. each
+        # tenant of a flood of new ids -- builds no baseline or drift state of its own.
+        self._prior_base = BaselineDetector(**self._base_kw)
+        self._prior_drift = ScoreDrift(threshold=c.drift_threshold, delta=c.drift_delta, prior_mean=c.prior_score)
+        # the two as a version 1/2 snapshot holds them (JSON: NaN is null), to share them again on restore
+        self._prior_base_list = orjson.loads(orjson.dumps(self._prior_base._state.tolist()))
+        self._prior_drift_list = orjson.loads(orjson.dumps(self._prior_drift.to_list()))
 
     # ------------------------------------------------------------------ state
     def _new_tenant(self, tid: str, ts: float) -> _Tenant:
-        c = self.config
         st = _Tenant()
         st.tid = tid
         st.first_ts = st.max_ts = ts
@@ -166,14 +175,14 @@ class TenantDetector:
         st.wins = {}
         st.next_close = math.inf
         st.cur = None
-        st.base = BaselineDetector(**self._base_kw)
-        st.drift = ScoreDrift(threshold=c.drift_threshold, delta=c.drift_delta, prior_mean=c.prior_score)
+        st.base = self._prior_base  # shared until the first write (_own_base)
+        st.drift = self._prior_drift  # shared until the first update (_own_drift)
         st.hours = array("d", bytes(8 * 24))
         st.hours_day = 0
         st.topics_mask = 0
         st.ring = array("Q", bytes(8 * 4))
         st.ring_i = 0
-        st.bloom = bytearray(_BLOOM_BYTES)
+        st.bloom = None  # allocated with the first fingerprint (None: no bit set)
         st.bloom_n = 0
         st.recent = st.n_active = 0
         st.drift_at = -(10**9)
@@ -199,6 +208,20 @@ class TenantDetector:
             for rec in self._pending_feedback.pop(tid):
                 self._feedback_state(st, rec)
         return st
+
+    def _own_base(self, st: _Tenant) -> BaselineDetector:
+        """The tenant's own baseline, copied from the shared prior on its first write."""
+        base = st.base
+        if base is self._prior_base:
+            base = st.base = base.copy()
+        return base
+
+    def _own_drift(self, st: _Tenant) -> ScoreDrift:
+        """The tenant's own drift test, copied from the shared prior on its first update."""
+        drift = st.drift
+        if drift is self._prior_drift:
+            drift = st.drift = drift.copy()
+        return drift
 
     @property
     def stats(self) -> dict[str, int]:
@@ -351,6 +374,8 @@ class TenantDetector:
             ring[i] = x
             st.ring_i = (i + 1) & 3
             bloom = st.bloom
+            if bloom is None:
+                bloom = st.bloom = bytearray(_BLOOM_BYTES)
             h = (x * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF  # mix: near-duplicates must not collide
             h1 = h >> 51
             h2 = (h >> 38) & 8191
@@ -369,7 +394,7 @@ class TenantDetector:
                     bloom[h2 >> 3] = b2 | m2
                     st.bloom_n += 1
                 if st.bloom_n > _BLOOM_RESET:
-                    st.bloom = bytearray(_BLOOM_BYTES)
+                    st.bloom = None
                     st.bloom_n = 0
         if tp is not None:
             w.n_tmpl += 1
@@ -501,8 +526,11 @@ class TenantDetector:
             # sparse tenant: pool consecutive small windows and score the pool once it has enough events
             carry = st.carry
             if carry is None or w.start - carry.start > c.sparse_max_seconds:
-                st.carry = carry = Window(w.start)
-            carry.merge(w)
+                # a new pool holding one window is that window (merging it into an empty Window(w.start)
+                # gives the same aggregates); w has left st.wins and nothing else refers to it
+                st.carry = carry = w
+            else:
+                carry.merge(w)
             if carry.n < c.sparse_events:
                 return out
             st.carry = None
@@ -518,10 +546,11 @@ class TenantDetector:
             reps = 1
         # drift + persistence
         susp = score >= c.open_threshold
+        drift = self._own_drift(st)
         for _ in range(reps):
             st.n_active += 1
-            st.drift.update(score)
-            if st.drift.drift_detected:
+            drift.update(score)
+            if drift.drift_detected:
                 st.drift_at = st.n_active
             st.recent = ((st.recent << 1) | int(susp)) & ((1 << c.persistence_n) - 1)
         if score >= c.watch_threshold:
@@ -537,7 +566,7 @@ class TenantDetector:
         if not susp:
             # the baseline learns only from windows without real extraction evidence (an attacker cannot teach it)
             if score < c.watch_threshold and abs_score < 0.25:
-                base.learn_values(x)
+                self._own_base(st).learn_values(x)
             return out
         if xs is None:
             rs = reasons(x, base._state, pill, rel)
@@ -761,7 +790,7 @@ class TenantDetector:
         if pattern and pattern not in st.suppressed:
             st.suppressed = (st.suppressed + [pattern])[-4:]
         if st.last_x is not None:
-            st.base.learn_values(st.last_x, weight=10)
+            self._own_base(st).learn_values(st.last_x, weight=10)
         if st.inc_start is not None:
             return self._resolve(st, {"signal": "analyst_feedback", "value": label, "baseline": None, "weight": 0.0,
                                       "text": f"analyst marked alert {record.get('alert_id')} as {label}"},
@@ -770,14 +799,28 @@ class TenantDetector:
 
     # ------------------------------------------------------------------ snapshots
     def snapshot(self, tenant_id: str) -> bytes:
-        """Versioned bytes of one tenant's state: ``b"DGT" + u16 version + orjson`` (no pickle)."""
+        """Versioned bytes of one tenant's state: ``b"DGT" + u16 version + orjson`` (no pickle).
+
+        ``base``, ``drift`` and ``bloom`` are left out while the tenant still shares the population prior
+        (or has no fingerprint bit set), which is what a tenant with one or two events looks like.
+        """
         st = self._tenants[tenant_id]
-        doc = {
+        doc: dict[str, Any] = {
             "tid": st.tid, "first_ts": st.first_ts, "max_ts": st.max_ts, "closed_until": _f(st.closed_until),
             "pending_future": st.pending_future,
             "wins": [[_f(v) if isinstance(v, float) else v for v in w.to_list()] for _, w in sorted(st.wins.items())],
-            "base": st.base._state.tolist(), "drift": st.drift.to_list(), "hours": st.hours.tolist(),
-            "hours_day": st.hours_day, "topics_mask": st.topics_mask, "ring": st.ring.tolist(), "ring_i": st.ring_i, "bloom": st.bloom.hex(),
+        }
+        if st.base is not self._prior_base:
+            doc["base"] = st.base._state.tolist()
+        if st.drift is not self._prior_drift:
+            doc["drift"] = st.drift.to_list()
+        doc.update({
+            "hours": st.hours.tolist(),
+            "hours_day": st.hours_day, "topics_mask": st.topics_mask, "ring": st.ring.tolist(), "ring_i": st.ring_i,
+        })
+        if st.bloom is not None:
+            doc["bloom"] = st.bloom.hex()
+        doc.update({
             "bloom_n": st.bloom_n, "recent": st.recent, "n_active": st.n_active, "drift_at": st.drift_at,
             "run_start": st.run_start, "low_run": st.low_run,
             "last_x": st.last_x.tolist() if st.last_x is not None else None,
@@ -788,7 +831,7 @@ class TenantDetector:
             "flagged": st.flagged, "n_late": st.n_late, "n_future": st.n_future, "n_suppressed": st.n_suppressed,
             "carry": [_f(v) if isinstance(v, float) else v for v in st.carry.to_list()] if st.carry else None,
             "ids": st.ids.tolist(), "ids_i": st.ids_i,
-        }
+        })
         return _SNAP_MAGIC + struct.pack("<H", _SNAP_VERSION) + orjson.dumps(doc)
 
     def restore(self, tenant_id: str, data: bytes) -> None:
@@ -808,11 +851,21 @@ class TenantDetector:
             setattr(st, k, d[k])
         st.closed_until = _unf(d["closed_until"])
         st.cooldown_until = _unf(d["cooldown_until"])
-        st.base._state = array("d", [math.nan if v is None else v for v in d["base"]])  # JSON null = NaN
-        st.drift.load_list(d["drift"])
+        # versions 1 and 2 always hold base, drift and bloom; a prior-valued one is shared again like a new tenant's
+        # (version 3 holds them only when the tenant had its own, so they are restored as its own)
+        base = d.get("base")
+        if base is not None and (version >= 3 or base != self._prior_base_list):
+            st.base = self._prior_base.copy()
+            st.base._state = array("d", [math.nan if v is None else v for v in base])  # JSON null = NaN
+        drift = d.get("drift")
+        if drift is not None and (version >= 3 or drift != self._prior_drift_list):
+            st.drift = self._prior_drift.copy()
+            st.drift.load_list(drift)
         st.hours = array("d", d["hours"])
         st.ring = array("Q", d["ring"])
-        st.bloom = bytearray.fromhex(d["bloom"])
+        bloom = d.get("bloom")
+        if bloom is not None and bloom.count("0") < len(bloom):  # all zero: no bit set, same as None
+            st.bloom = bytearray.fromhex(bloom)
         st.last_x = array("d", d["last_x"]) if d["last_x"] is not None else None
         if d.get("carry") is not None:
             st.carry = Window.from_list([_unf(v) if isinstance(v, str) and v in ("inf", "-inf") else v

@@ -1,0 +1,145 @@
+"""Lazy per-tenant state: a new tenant shares the population prior (baseline, drift test) and has no Bloom
+filter until it needs one; snapshots leave those out (version 3) and older snapshots still restore."""
+
+from __future__ import annotations
+
+import math
+import struct
+from typing import Any
+
+import orjson
+
+from detectors import BaselineDetector, Engine, TenantDetector
+from detectors import synthetic as S
+from detectors.window import Window
+
+FLOOD = [S._event(f"fl-{i:04d}", 0, S.T0 + 30.0 * i) for i in range(200)]
+
+
+def _mixed() -> list[dict[str, Any]]:
+    return S.merge(S.extraction("x", hours=1.5, seed=3), S.chat("c", hours=2.0, seed=4),
+                   S.hydra("h", n_tenants=4, hours=2.0), FLOOD)
+
+
+def _alerts(events: list[dict[str, Any]], det: TenantDetector) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for e in events:
+        out += det.process(e)
+    return out + det.finish()
+
+
+def test_new_tenants_share_the_prior_and_their_snapshot_leaves_it_out() -> None:
+    det = TenantDetector()
+    for e in FLOOD[:20]:
+        det.process(e)
+    det.advance(S.T0 + 3600)
+    st = det._tenants["fl-0000"]
+    assert st.base is det._prior_base and st.drift is det._prior_drift and st.bloom is None
+    assert st.carry is not None and st.carry.n == 1  # the pooled window
+    snap = det.snapshot("fl-0000")
+    doc = orjson.loads(snap[5:])
+    assert struct.unpack_from("<H", snap, 3)[0] == 3
+    assert not {"base", "drift", "bloom"} & set(doc)
+    other = TenantDetector()
+    other.restore("fl-0000", snap)
+    again = other._tenants["fl-0000"]
+    assert again.base is other._prior_base and again.drift is other._prior_drift and again.bloom is None
+    assert other.snapshot("fl-0000") == snap
+
+
+def test_first_write_takes_a_copy_and_the_shared_prior_never_changes() -> None:
+    det = TenantDetector()
+    fresh = BaselineDetector(**det._base_kw)
+    drift0 = det._prior_drift.to_list()
+    alerts = _alerts(_mixed(), det)
+    assert any(a["status"] == "open" and a["tenant_id"] == "x" for a in alerts)
+    assert det._prior_base._state.tolist()[:-1] == fresh._state.tolist()[:-1] and math.isnan(det._prior_base._state[-1])
+    assert det._prior_drift.to_list() == drift0
+    x, c = det._tenants["x"], det._tenants["c"]
+    assert x.base is det._prior_base  # an attacker's windows never train its baseline: it keeps sharing the prior
+    assert c.base is not det._prior_base and x.drift is not det._prior_drift and c.drift is not det._prior_drift
+    assert x.bloom is not None and c.bloom is not None
+    assert {"drift", "bloom"} <= set(orjson.loads(det.snapshot("x")[5:])) and "base" not in orjson.loads(det.snapshot("x")[5:])
+    assert {"base", "drift", "bloom"} <= set(orjson.loads(det.snapshot("c")[5:]))
+
+
+def test_lazy_state_gives_the_alerts_of_eager_state() -> None:
+    """Each tenant owning a copy of the prior from the start (the old behaviour) changes no alert."""
+    lazy = _alerts(_mixed(), TenantDetector())
+    eager = TenantDetector()
+    new_tenant = eager._new_tenant
+
+    def owning(tid: str, ts: float):  # type: ignore[no-untyped-def]
+        st = new_tenant(tid, ts)
+        st.base, st.drift, st.bloom = eager._prior_base.copy(), eager._prior_drift.copy(), bytearray(1024)
+        return st
+
+    eager._new_tenant = owning  # type: ignore[method-assign]
+    assert _alerts(_mixed(), eager) == lazy and lazy
+
+
+def _as_version_2(det: TenantDetector, snap: bytes) -> bytes:
+    """What the previous build wrote for the same state: every field present, version 2."""
+    doc = orjson.loads(snap[5:])
+    prior = {"base": orjson.loads(orjson.dumps(det._prior_base._state.tolist())), "drift": det._prior_drift.to_list(),
+             "bloom": "00" * 1024}
+    full: dict[str, Any] = {}
+    for k, v in doc.items():
+        if k == "hours":
+            full["base"], full["drift"] = doc.get("base", prior["base"]), doc.get("drift", prior["drift"])
+        elif k == "bloom_n":
+            full["bloom"] = doc.get("bloom", prior["bloom"])
+        if k not in prior:
+            full[k] = v
+    return snap[:3] + struct.pack("<H", 2) + orjson.dumps(full)
+
+
+def test_version_2_snapshots_restore_to_identical_behaviour() -> None:
+    events = _mixed()
+    cut = len(events) // 2
+    want = _alerts(events, TenantDetector())
+    shared: dict[str, float] = {}
+    det = TenantDetector(model_first_seen=shared)
+    out: list[dict[str, Any]] = []
+    for e in events[:cut]:
+        out += det.process(e)
+    new = TenantDetector(model_first_seen=shared)
+    new.stream_start = det.stream_start
+    kinds = set()
+    for tid in det.tenant_ids:
+        old = _as_version_2(det, det.snapshot(tid))
+        doc = orjson.loads(old[5:])
+        assert list(doc)[:9] == ["tid", "first_ts", "max_ts", "closed_until", "pending_future", "wins", "base",
+                                 "drift", "hours"]
+        new.restore(tid, old)
+        st = new._tenants[tid]
+        kinds.add(st.base is new._prior_base)
+        assert (st.bloom is None) == (doc["bloom_n"] == 0)
+    assert kinds == {True, False}  # both prior-valued (shared again) and own baselines were restored
+    for e in events[cut:]:
+        out += new.process(e)
+    assert out + new.finish() == want
+
+
+def test_a_pool_of_one_window_is_that_window() -> None:
+    """The sparse pool takes a tenant's first small window as it is: the same as merging it into an empty one."""
+    det = TenantDetector()
+    windows = []
+    for e in _mixed():
+        det.process(e)
+        st = det._tenants[e["tenant_id"]]
+        if st.cur is not None:
+            windows.append(st.cur)
+    assert len({id(w) for w in windows}) > 100
+    for w in {id(w): w for w in windows}.values():
+        empty = Window(w.start)
+        empty.merge(w)
+        assert empty.to_list() == w.to_list()
+
+
+def test_engine_with_a_tenant_cap_matches_engine_without() -> None:
+    def run(**kw: Any) -> list[dict[str, Any]]:
+        eng = Engine(**kw)
+        return eng.process_many(_mixed()) + eng.finish()
+
+    assert run(max_tenants=20) == run()
