@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +70,7 @@ class PartitionRuntime:
     checkpointed_offset: int = -1
     processed_offset: int = -1  # the state covers the events up to here (restored checkpoint, then processed)
     last_offset: int = -1  # the highest offset delivered (for the lag metric)
+    resuming: bool = True  # until its first event: does it follow the checkpoint?
     pending: list[Any] = field(default_factory=list)
     last_checkpoint: float = field(default_factory=time.monotonic)
     last_marker: float = -math.inf
@@ -98,6 +100,8 @@ class ClusterRuntime:
     stage: ClusterStage
     restored: bool = False
     checkpointed_offset: int = -1
+    processed_offset: int = -1  # the stage covers the records up to here
+    resuming: bool = True  # until the first record after a restore
     source_wm: dict[int, tuple[float, float]] = field(default_factory=dict)  # partition -> (watermark, wall time)
     applied: dict[int, tuple[int, int]] = field(default_factory=dict)  # partition -> last summary sequence applied
     duplicates: int = 0
@@ -279,29 +283,28 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         if appended:
             metrics.LATENCY.observe(max(0.0, time.time() - appended))
 
-    async def catch_up(rt: PartitionRuntime, topic: str, first_offset: int) -> None:
-        """Process the events between the restored checkpoint and ``first_offset``, where Faust resumed.
+    async def catch_up(stage: str, topic: str, partition: int, start: int, stop: int,
+                       apply: Callable[[Any], Awaitable[None]]) -> None:
+        """Apply the records ``start <= offset < stop`` of a partition resumed past its restored checkpoint.
 
         Normally there are none: offsets are committed only after the checkpoint that covers them. A
-        rebalance can still resume a partition past it (docs/RELIABILITY.md, "Resuming a partition");
-        those events are read with a group-less consumer (streams/catchup.py) so none is missing from
-        the state. If they cannot be read, the error is logged and the partition goes on.
+        rebalance can still resume a partition further on (docs/RELIABILITY.md, "Resuming a partition");
+        those records are read with a group-less consumer (streams/catchup.py), so none is missing from
+        the state. If they cannot be read, the error names them and the partition goes on.
         """
-        start = rt.checkpointed_offset + 1
-        log.warning("partition_resume_gap", partition=rt.partition, checkpointed_offset=rt.checkpointed_offset,
-                    first_offset=first_offset)
         count = 0
         try:
-            async for records in read_range(settings, topic, rt.partition, start, first_offset):
-                for r in records:
-                    await handle(rt, r.value or b"", r.key, (topic, rt.partition, r.offset), None)
+            async for records in read_range(settings, topic, partition, start, stop):
+                for record in records:
+                    await apply(record)
                 count += len(records)
         except Exception as exc:  # noqa: BLE001 - the partition must go on; the log says what is missing
-            log.error("partition_catch_up_failed", partition=rt.partition, from_offset=start, to_offset=first_offset - 1,
-                      processed=count, error=f"{type(exc).__name__}: {str(exc)[:200]}")
+            log.error("partition_catch_up_failed", stage=stage, partition=partition, from_offset=start,
+                      to_offset=stop - 1, processed=count, error=f"{type(exc).__name__}: {str(exc)[:200]}")
         else:
-            log.info("partition_caught_up", partition=rt.partition, from_offset=start, to_offset=first_offset - 1,
-                     events=count)
+            if count:  # (none: the log starts at ``stop``, retention deleted the rest)
+                log.warning("partition_caught_up", stage=stage, partition=partition, from_offset=start,
+                            to_offset=stop - 1, events=count)
         metrics.CATCH_UP.inc(count)
 
     @app.agent(events_topic, name="distillguard.detect")
@@ -314,8 +317,12 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             rt.last_offset = max(rt.last_offset, msg.offset)
             if msg.offset <= rt.processed_offset:
                 continue  # part of the restored state, or processed already (a delivery from before a seek)
-            if rt.processed_offset == rt.checkpointed_offset and msg.offset > rt.processed_offset + 1:
-                await catch_up(rt, msg.topic, msg.offset)  # the runtime's first event is past its checkpoint
+            if rt.resuming:  # the runtime's first event: it should follow the checkpoint
+                rt.resuming = False
+                if msg.offset > rt.processed_offset + 1:
+                    await catch_up("tenant", msg.topic, msg.partition, rt.processed_offset + 1, msg.offset,
+                                   lambda r, rt=rt, topic=msg.topic: handle(rt, r.value or b"", r.key,
+                                                                            (topic, rt.partition, r.offset), None))
             data = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
             await handle(rt, data, event.key, (msg.topic, msg.partition, msg.offset), msg.timestamp or None)
             if (len(rt.pending) >= settings.checkpoint_events
@@ -367,7 +374,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                 except ValueError as exc:  # another detector version: start empty, say so
                     log.warning("cluster_state_discarded", reason=str(exc))
                 else:
-                    cluster.checkpointed_offset = int(doc["offset"])
+                    cluster.checkpointed_offset = cluster.processed_offset = int(doc["offset"])
                     now = time.monotonic()
                     cluster.source_wm = {int(p): (wm, now) for p, wm in doc["source_wm"].items()}
                     cluster.applied = {int(p): (o, i) for p, (o, i) in doc.get("applied", {}).items()}
@@ -392,19 +399,30 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         async for event in manual.events():
             crt = cluster_runtime()
             crt.pending.append(event)
-            offset = event.message.offset
-            if offset <= crt.checkpointed_offset:
-                continue  # already part of the restored stage
-            try:
-                await apply_cluster_record(crt, orjson.loads(event.value), offset, manual)
-            except Exception as exc:  # noqa: BLE001 - one unreadable record must not stop the cluster stage
-                log.exception("cluster_record_failed", offset=offset, error=type(exc).__name__)
-                await dead_letter(event.key, bytes(event.value or b""), f"cluster record failed: {type(exc).__name__}: "
-                                  f"{str(exc)[:200]}", "cluster_record", (event.message.topic, event.message.partition, offset),
-                                  usage_event=False)
+            msg, offset = event.message, event.message.offset
+            if offset <= crt.processed_offset:
+                continue  # part of the restored stage, or applied already (a delivery from before a seek)
+            if crt.resuming:
+                crt.resuming = False
+                if offset > crt.processed_offset + 1:
+                    await catch_up("cluster", msg.topic, msg.partition, crt.processed_offset + 1, offset,
+                                   lambda r, crt=crt, topic=msg.topic: cluster_record(crt, r.key, r.value or b"",
+                                                                             (topic, r.partition, r.offset), manual))
+            await cluster_record(crt, event.key, bytes(event.value or b""), (msg.topic, msg.partition, offset), manual)
             if (len(crt.pending) >= settings.checkpoint_events
                     or time.monotonic() - crt.last_checkpoint >= settings.checkpoint_seconds):
                 await checkpoint_cluster(crt, manual, offset)
+
+    async def cluster_record(crt: ClusterRuntime, key: bytes | None, data: bytes, source: tuple[str, int, int],
+                             stream: faust.StreamT) -> None:
+        """Apply one summary-topic record; an unreadable one goes to the dead-letter topic and changes nothing."""
+        crt.processed_offset = source[2]
+        try:
+            await apply_cluster_record(crt, orjson.loads(data), source[2], stream)
+        except Exception as exc:  # noqa: BLE001 - one unreadable record must not stop the cluster stage
+            log.exception("cluster_record_failed", offset=source[2], error=type(exc).__name__)
+            await dead_letter(key, data, f"cluster record failed: {type(exc).__name__}: {str(exc)[:200]}",
+                              "cluster_record", source, usage_event=False)
 
     async def apply_cluster_record(crt: ClusterRuntime, rec: dict[str, Any], offset: int, stream: faust.StreamT) -> None:
         """One summary-topic record: a batch of summaries (maybe with a watermark marker) or a cluster verdict."""
@@ -471,6 +489,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                 # the next owner (maybe this worker again) restores from the table, which has the latest checkpoint
                 log.info("cluster_stage_revoked", unacked_records=len(cluster.pending))
                 cluster.stage, cluster.restored, cluster.checkpointed_offset = ClusterStage(config), False, -1
+                cluster.processed_offset, cluster.resuming = -1, True
                 cluster.source_wm.clear()
                 cluster.applied.clear()
                 cluster.pending.clear()
