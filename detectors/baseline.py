@@ -96,8 +96,29 @@ class BaselineDetector(AnomalyDetector):
         """
         new = self.__class__.__new__(self.__class__)
         new.__dict__.update(self.__dict__)
+        new.__dict__.pop("_zden", None)  # a copy is writable (not frozen)
         new._state = array("d", self._state)
         return new
+
+    _zden: list[float] | None = None  # set by freeze(): the z-score denominators, fixed
+
+    def freeze(self) -> BaselineDetector:
+        """Make this detector read-only (e.g. a population prior shared by many entities); returns it.
+
+        Learning then raises, and :meth:`zvector` uses per-feature means and denominators computed once
+        here (the same numbers it would compute on every call). :meth:`copy` gives a writable detector.
+        """
+        k, st = self.n_features, self._state
+        ms = self.min_std
+        floor = ms if not isinstance(ms, Mapping) else 0.05
+        den = []
+        for i in range(k):
+            var = st[k + i]
+            sd = math.sqrt(var) if var > 0.0 else 0.0
+            den.append(sd if sd > floor else floor)
+        self._zmean = st.tolist()[:k]
+        self._zden = den
+        return self
 
     @property
     def n_features(self) -> int:
@@ -133,6 +154,8 @@ class BaselineDetector(AnomalyDetector):
 
     def learn_values(self, values: Sequence[float], t: float | None = None, weight: float = 1.0) -> None:
         """Like :meth:`learn_one` with values in ``features`` order (no dict needed)."""
+        if self._zden is not None:
+            raise RuntimeError("a frozen BaselineDetector does not learn (learn on a copy())")
         st, k = self._state, len(values)
         for _ in range(max(1, int(round(weight)))):
             a = self._alpha(t)
@@ -167,6 +190,9 @@ class BaselineDetector(AnomalyDetector):
 
     def zvector(self, values: Sequence[float]) -> list[float]:
         """Signed z-scores of ``values`` given in ``features`` order (no dicts: the per-window fast path)."""
+        den = self._zden
+        if den is not None and len(values) == len(den):
+            return [(v - m) / d for v, m, d in zip(values, self._zmean, den)]
         st, k, out = self._state, len(values), []
         ms = self.min_std
         floor = ms if not isinstance(ms, Mapping) else 0.05
@@ -217,6 +243,8 @@ class BaselineDetector(AnomalyDetector):
         return struct.pack("<I", len(self._state)) + self._state.tobytes()
 
     def load_bytes(self, data: bytes) -> None:
+        if self._zden is not None:
+            raise RuntimeError("a frozen BaselineDetector does not load state (load into a copy())")
         (n,) = struct.unpack_from("<I", data)
         arr = array("d")
         arr.frombytes(data[4 : 4 + 8 * n])

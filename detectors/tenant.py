@@ -159,7 +159,7 @@ class TenantDetector:
         # Every new tenant starts from these two (the population prior) and shares them, read-only, until
         # its first write takes a copy (_own_base / _own_drift): a tenant with a few events -- e.g. each
         # tenant of a flood of new ids -- builds no baseline or drift state of its own.
-        self._prior_base = BaselineDetector(**self._base_kw)
+        self._prior_base = BaselineDetector(**self._base_kw).freeze()
         self._prior_drift = ScoreDrift(threshold=c.drift_threshold, delta=c.drift_delta, prior_mean=c.prior_score)
         # the two as a version 1/2 snapshot holds them (JSON: NaN is null), to share them again on restore
         self._prior_base_list = orjson.loads(orjson.dumps(self._prior_base._state.tolist()))
@@ -808,7 +808,7 @@ class TenantDetector:
         doc: dict[str, Any] = {
             "tid": st.tid, "first_ts": st.first_ts, "max_ts": st.max_ts, "closed_until": _f(st.closed_until),
             "pending_future": st.pending_future,
-            "wins": [[_f(v) if isinstance(v, float) else v for v in w.to_list()] for _, w in sorted(st.wins.items())],
+            "wins": [_win_list(w) for _, w in sorted(st.wins.items())],
         }
         if st.base is not self._prior_base:
             doc["base"] = st.base._state.tolist()
@@ -829,7 +829,7 @@ class TenantDetector:
             "inc_last_susp": st.inc_last_susp, "inc_evidence": st.inc_evidence, "inc_pattern": st.inc_pattern,
             "last_pattern": st.last_pattern, "cooldown_until": _f(st.cooldown_until), "suppressed": st.suppressed,
             "flagged": st.flagged, "n_late": st.n_late, "n_future": st.n_future, "n_suppressed": st.n_suppressed,
-            "carry": [_f(v) if isinstance(v, float) else v for v in st.carry.to_list()] if st.carry else None,
+            "carry": _win_list(st.carry) if st.carry else None,
             "ids": st.ids.tolist(), "ids_i": st.ids_i,
         })
         return _SNAP_MAGIC + struct.pack("<H", _SNAP_VERSION) + orjson.dumps(doc)
@@ -868,13 +868,12 @@ class TenantDetector:
             st.bloom = bytearray.fromhex(bloom)
         st.last_x = array("d", d["last_x"]) if d["last_x"] is not None else None
         if d.get("carry") is not None:
-            st.carry = Window.from_list([_unf(v) if isinstance(v, str) and v in ("inf", "-inf") else v
-                                         for v in d["carry"]])
+            st.carry = _win_from_list(d["carry"])
         if "ids" in d:  # absent in snapshots written before replay filtering
             st.ids = array("Q", d["ids"])
             st.ids_i = d["ids_i"]
         for vals in d["wins"]:
-            w = Window.from_list([_unf(v) if isinstance(v, str) and v in ("inf", "-inf") else v for v in vals])
+            w = _win_from_list(vals)
             st.wins[w.start] = w
             heapq.heappush(self._heap, (w.start + self._W, tenant_id))
         st.next_close = min(st.wins) + self._W if st.wins else math.inf
@@ -944,6 +943,20 @@ class TenantDetector:
                 "future_clamped": st.n_future, "active_windows": st.n_active, "baseline_weight": st.base.weight,
                 "drift_statistic": st.drift.statistic,
                 "baseline": {k: rnd(st.base._state[i]) for i, k in enumerate(FEATURES)}}
+
+
+def _win_list(w: Window) -> list[Any]:
+    """A window's slot values for JSON (infinite floats as ``"inf"`` / ``"-inf"``)."""
+    vals = w.to_list()
+    if math.inf in vals or -math.inf in vals:  # rare (a window without an in-order event): convert
+        return [_f(v) if isinstance(v, float) else v for v in vals]
+    return vals
+
+
+def _win_from_list(vals: list[Any]) -> Window:
+    if "inf" in vals or "-inf" in vals:
+        vals = [_unf(v) if isinstance(v, str) and v in ("inf", "-inf") else v for v in vals]
+    return Window.from_list(vals)
 
 
 def _f(v: float) -> float | str:

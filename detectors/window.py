@@ -9,6 +9,7 @@ per closed window by :func:`window_features`.
 from __future__ import annotations
 
 import math
+from operator import attrgetter
 from typing import Any
 
 # Feature order is fixed (baselines store one float per feature in this order).
@@ -79,7 +80,7 @@ class Window:
         self.pay: str | None = None
 
     def to_list(self) -> list[Any]:
-        return [getattr(self, s) for s in self.__slots__]
+        return list(_ALL_SLOTS(self))
 
     @classmethod
     def from_list(cls, values: list[Any]) -> Window:
@@ -133,6 +134,9 @@ class Window:
         if not self.tmpl:
             return []
         return sorted(self.tmpl.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+
+
+_ALL_SLOTS = attrgetter(*Window.__slots__)  # one call returns every slot value, in __slots__ order
 
 
 def _entropy(counts: list[float]) -> float:

@@ -143,3 +143,24 @@ def test_engine_with_a_tenant_cap_matches_engine_without() -> None:
         return eng.process_many(_mixed()) + eng.finish()
 
     assert run(max_tenants=20) == run()
+
+
+def test_a_frozen_baseline_scores_like_its_copy_and_does_not_learn() -> None:
+    import random
+
+    import pytest
+
+    rng = random.Random(3)
+    det = TenantDetector()
+    frozen, live = det._prior_base, det._prior_base.copy()
+    for _ in range(200):
+        x = [rng.uniform(-1.0, 3.0) for _ in range(frozen.n_features)]
+        assert frozen.zvector(x) == live.zvector(x) and frozen.deviation(frozen.zvector(x)) == live.deviation(live.zvector(x))
+    assert frozen.zvector([1.0]) == live.zvector([1.0])  # another length: the general path
+    with pytest.raises(RuntimeError):
+        frozen.learn_values([0.0] * frozen.n_features)
+    with pytest.raises(RuntimeError):
+        frozen.load_bytes(live.to_bytes())
+    live.learn_values([0.5] * live.n_features)  # a copy learns; the frozen prior is unchanged
+    assert live._state.tolist()[:-1] != frozen._state.tolist()[:-1]
+    assert BaselineDetector(**det._base_kw)._state.tolist()[:-1] == frozen._state.tolist()[:-1]
