@@ -116,7 +116,7 @@ class TenantStage:
         guard = event["ts"] < self.max_ts - self.config.allowed_lateness or len(mfs) >= MAX_MODELS
         if guard:
             model, mf_before, start_before = event["model"], mfs.get(event["model"]), det.stream_start
-        alerts = det.process(event)
+        alerts = det.process(event, lookup=False)  # reload() above already asked the store about an unknown tenant
         if not known:
             det.replayed(event)  # remember the new tenant's first id
         if guard:

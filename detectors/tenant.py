@@ -45,6 +45,7 @@ _SNAP_READS = (1, 2, 3)
 _BLOOM_BYTES = 1024  # 8192-bit Bloom filter (k=2) of the tenant's prompt fingerprints
 _BLOOM_RESET = 2400  # bits set -> reset (false-positive rate stays below ~9%)
 _NEAR_DUP_BITS = 10  # SimHash Hamming distance that counts as a near-duplicate
+_ZERO_RING = (0, 0, 0, 0)  # how a snapshot writes a ring not allocated yet
 _ID_RING = 16  # a tenant's last event ids (hashed) kept to drop replays and gateway retries
 _SEV_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 _CODING_WORDS = ("code", "coding", "program", "software", "debug", "sql", "python", "javascript", "tool", "agent",
@@ -180,7 +181,7 @@ class TenantDetector:
         st.hours = array("d", bytes(8 * 24))
         st.hours_day = 0
         st.topics_mask = 0
-        st.ring = array("Q", bytes(8 * 4))
+        st.ring = None  # allocated with the first fingerprint (None: all four slots 0)
         st.ring_i = 0
         st.bloom = None  # allocated with the first fingerprint (None: no bit set)
         st.bloom_n = 0
@@ -194,10 +195,10 @@ class TenantDetector:
         st.inc_sev = "low"
         st.inc_score = st.inc_first_seen = st.inc_last_susp = 0.0
         st.inc_events = st.inc_reported = 0
-        st.inc_evidence = []
+        st.inc_evidence = ()  # a list from the first incident on (empty ones shared: fewer objects per tenant)
         st.inc_pattern = st.last_pattern = 0
         st.cooldown_until = -math.inf
-        st.suppressed = []
+        st.suppressed = ()
         st.flagged = False
         st.n_late = st.n_future = st.n_suppressed = 0
         st.carry = None
@@ -239,13 +240,17 @@ class TenantDetector:
         return list(self._tenants)
 
     # ------------------------------------------------------------------ per event (hot path)
-    def process(self, ev: dict[str, Any]) -> list[dict[str, Any]]:
-        """Aggregate one decoded event into its tenant's window; returns alerts of windows this closes."""
+    def process(self, ev: dict[str, Any], lookup: bool = True) -> list[dict[str, Any]]:
+        """Aggregate one decoded event into its tenant's window; returns alerts of windows this closes.
+
+        ``lookup=False``: the caller has just asked :meth:`reload` about this tenant, so an unknown one is
+        not looked up through :attr:`loader` a second time.
+        """
         tid = ev["tenant_id"]
         self.changed.add(tid)
         ts = ev["ts"]
         st = self._tenants.get(tid)
-        if st is None and self.loader is not None:
+        if st is None and lookup and self.loader is not None:
             st = self._reload(tid)
         if st is None:
             if ts > self._clock + self._max_future > -math.inf:  # brand-new tenant, far ahead of everyone
@@ -362,6 +367,8 @@ class TenantDetector:
             x = int(fp, 16)
             w.n_fp += 1
             ring = st.ring
+            if ring is None:
+                ring = st.ring = array("Q", bytes(8 * 4))
             a, b, c, d = ring
             if x == a or x == b or x == c or x == d:
                 w.n_near += 1
@@ -788,7 +795,7 @@ class TenantDetector:
         st.flagged = False
         pattern = st.inc_pattern if st.inc_start is not None else st.last_pattern
         if pattern and pattern not in st.suppressed:
-            st.suppressed = (st.suppressed + [pattern])[-4:]
+            st.suppressed = [*st.suppressed, pattern][-4:]
         if st.last_x is not None:
             self._own_base(st).learn_values(st.last_x, weight=10)
         if st.inc_start is not None:
@@ -816,7 +823,7 @@ class TenantDetector:
             doc["drift"] = st.drift.to_list()
         doc.update({
             "hours": st.hours.tolist(),
-            "hours_day": st.hours_day, "topics_mask": st.topics_mask, "ring": st.ring.tolist(), "ring_i": st.ring_i,
+            "hours_day": st.hours_day, "topics_mask": st.topics_mask, "ring": st.ring.tolist() if st.ring is not None else _ZERO_RING, "ring_i": st.ring_i,
         })
         if st.bloom is not None:
             doc["bloom"] = st.bloom.hex()
@@ -862,7 +869,8 @@ class TenantDetector:
             st.drift = self._prior_drift.copy()
             st.drift.load_list(drift)
         st.hours = array("d", d["hours"])
-        st.ring = array("Q", d["ring"])
+        if any(d["ring"]):
+            st.ring = array("Q", d["ring"])
         bloom = d.get("bloom")
         if bloom is not None and bloom.count("0") < len(bloom):  # all zero: no bit set, same as None
             st.bloom = bytearray.fromhex(bloom)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import struct
+from array import array
 from typing import Any
 
 import orjson
@@ -34,12 +35,14 @@ def test_new_tenants_share_the_prior_and_their_snapshot_leaves_it_out() -> None:
         det.process(e)
     det.advance(S.T0 + 3600)
     st = det._tenants["fl-0000"]
-    assert st.base is det._prior_base and st.drift is det._prior_drift and st.bloom is None
+    assert st.base is det._prior_base and st.drift is det._prior_drift and st.bloom is None and st.ring is None
+    assert st.suppressed == () and st.inc_evidence == ()
     assert st.carry is not None and st.carry.n == 1  # the pooled window
     snap = det.snapshot("fl-0000")
     doc = orjson.loads(snap[5:])
     assert struct.unpack_from("<H", snap, 3)[0] == 3
     assert not {"base", "drift", "bloom"} & set(doc)
+    assert doc["ring"] == [0, 0, 0, 0] and doc["suppressed"] == [] and doc["inc_evidence"] == []
     other = TenantDetector()
     other.restore("fl-0000", snap)
     again = other._tenants["fl-0000"]
@@ -72,6 +75,7 @@ def test_lazy_state_gives_the_alerts_of_eager_state() -> None:
     def owning(tid: str, ts: float):  # type: ignore[no-untyped-def]
         st = new_tenant(tid, ts)
         st.base, st.drift, st.bloom = eager._prior_base.copy(), eager._prior_drift.copy(), bytearray(1024)
+        st.ring, st.suppressed, st.inc_evidence = array("Q", bytes(32)), [], []
         return st
 
     eager._new_tenant = owning  # type: ignore[method-assign]
