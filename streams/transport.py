@@ -16,6 +16,17 @@ The loop still yields to the event loop once per message (one ``sleep(0)``
 instead of four tasks), so the agent and rebalance callbacks interleave with
 delivery as they did. Everything else (read offsets, gaps, periodic commits)
 is Faust 0.15's loop unchanged.
+
+Two at-least-once holes of Faust's rebalance are closed here (docs/RELIABILITY.md,
+"Resuming a partition past its checkpoint"); both were seen in the hand-over test's
+worker logs. A partition without a committed offset is not sought at all, so it
+goes on from the fetch position of before the rebalance, past records that were
+delivered to queues and state the rebalance dropped: such a stream partition is
+now sought to its log start (at-least-once: nothing committed, read it again).
+And a partition with a committed offset resumed 34-35 records past it: records
+skipped while flow was suspended are now remembered (the first per partition) and
+the partition is sought back to it once flow resumes, unless Faust's own seek to
+the committed offsets came in between (it supersedes them).
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ from typing import Any, ClassVar, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import ConsumerT
+from faust.types import TP, ConsumerT
 from mode import Service, ServiceT
 
 
@@ -71,6 +82,37 @@ async def _resume(coro: Coroutine[Any, Any, Any], blocked_on: Any) -> Any:
 class Consumer(faust_aiokafka.Consumer):
     """aiokafka consumer whose drain loop steps the delivery callback inline instead of racing tasks per message."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._skipped: dict[TP, int] = {}  # first record per partition not delivered while flow was suspended
+
+    async def perform_seek(self) -> None:
+        """Faust's seek to the committed offsets, and to the log start for stream partitions without one.
+
+        Every position is sought again here, so records skipped before it need no rewind of their own.
+        """
+        self._skipped.clear()
+        await super().perform_seek()
+        changelogs = self.app.tables.changelog_topics
+        fresh = [tp for tp in self.assignment()
+                 if tp.topic not in changelogs and self._committed_offset.get(tp) is None]
+        if fresh:
+            for tp, offset in (await self.earliest_offsets(*fresh)).items():
+                await self.seek(tp, offset or 0)  # (Faust's seek also resets the read offset)
+
+    def _note_skipped(self, tp: TP, offset: int) -> None:
+        if offset < self._skipped.get(tp, offset + 1):
+            self._skipped[tp] = offset
+
+    async def _rewind_skipped(self) -> set[TP]:
+        """Seek the still assigned partitions with skipped records back to the first of them."""
+        skipped, self._skipped = self._skipped, {}
+        assigned = self.assignment()
+        rewound = {tp for tp in skipped if tp in assigned}
+        for tp in rewound:
+            await self.seek(tp, skipped[tp])
+        return rewound
+
     async def _deliver(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run one delivery; only a delivery that blocks is raced against ``suspend_flow`` (Faust's semantics)."""
         try:
@@ -106,15 +148,22 @@ class Consumer(faust_aiokafka.Consumer):
                 ait = cast(AsyncIterator, getmany(timeout=1.0))
                 await self.sleep(0)
                 if not self.should_stop:
+                    rewound: set[TP] = set()
                     async for tp, message in ait:
                         # back to the loop once per message, as Faust's per-message wait did: the agent, the
                         # rebalance callbacks and timers interleave with delivery as before (a sleep(0) costs a
                         # few microseconds, the four tasks it replaces tens)
                         await sleep(0)
                         if flow_suspended():
-                            # a rebalance began while we yielded: deliver nothing more of this fetch (getmany
-                            # stops at its next record; the offsets are sought again when flow resumes)
+                            # a rebalance is on: deliver nothing more of this fetch, and remember where each
+                            # partition stopped (perform_seek seeks every partition again; a record fetched
+                            # after that seek is sought again when flow resumes)
+                            self._note_skipped(tp, message.offset)
                             continue
+                        if self._skipped:  # flow resumed: the partitions with skipped records go back first
+                            rewound |= await self._rewind_skipped()
+                        if tp in rewound:
+                            continue  # fetched before its partition's rewind: it comes again
 
                         offset = message.offset
                         r_offset = get_read_offset(tp)

@@ -94,3 +94,35 @@ def test_flow_suspension_cancels_a_blocked_delivery_inside_the_callback() -> Non
         assert seen == ["cancelled"]  # and the message was not delivered afterwards
 
     asyncio.run(main())
+
+
+class Positions:
+    """What ``_note_skipped`` / ``_rewind_skipped`` use of ``self``: the skip notes, the assignment and ``seek``
+    (here a record of the seeks instead of the broker's fetch positions)."""
+
+    _note_skipped = Consumer._note_skipped
+    _rewind_skipped = Consumer._rewind_skipped
+
+    def __init__(self, assigned: set) -> None:
+        self._skipped: dict = {}
+        self.assigned, self.seeks = assigned, []
+
+    def assignment(self) -> set:
+        return self.assigned
+
+    async def seek(self, tp, offset: int) -> None:  # type: ignore[no-untyped-def]
+        self.seeks.append((tp, offset))
+
+
+def test_records_skipped_during_a_suspension_are_sought_again_from_the_first() -> None:
+    from faust.types import TP
+
+    p0, p1, gone = TP("events", 0), TP("events", 1), TP("events", 2)
+    consumer = Positions({p0, p1})
+    for tp, offset in [(p0, 4000), (p0, 4001), (p1, 17), (gone, 5), (p0, 3990)]:
+        consumer._note_skipped(tp, offset)
+    assert consumer._skipped == {p0: 3990, p1: 17, gone: 5}
+    rewound = asyncio.run(consumer._rewind_skipped())
+    assert rewound == {p0, p1}, "a partition revoked meanwhile is not sought (its next owner starts from its commit)"
+    assert sorted(consumer.seeks) == [(p0, 3990), (p1, 17)]
+    assert consumer._skipped == {} and asyncio.run(consumer._rewind_skipped()) == set()
