@@ -961,9 +961,13 @@ def _win_list(w: Window) -> list[Any]:
     return vals
 
 
+_WIN_TEXT = frozenset(i for i, name in enumerate(Window.__slots__) if name in ("net", "pfx", "ua", "pay"))
+
+
 def _win_from_list(vals: list[Any]) -> Window:
-    if "inf" in vals or "-inf" in vals:
-        vals = [_unf(v) if isinstance(v, str) and v in ("inf", "-inf") else v for v in vals]
+    if "inf" in vals or "-inf" in vals:  # infinities of numeric slots; a user agent "inf" stays a string
+        vals = [_unf(v) if isinstance(v, str) and v in ("inf", "-inf") and i not in _WIN_TEXT else v
+                for i, v in enumerate(vals)]
     return Window.from_list(vals)
 
 

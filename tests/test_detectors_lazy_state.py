@@ -168,3 +168,20 @@ def test_a_frozen_baseline_scores_like_its_copy_and_does_not_learn() -> None:
     live.learn_values([0.5] * live.n_features)  # a copy learns; the frozen prior is unchanged
     assert live._state.tolist()[:-1] != frozen._state.tolist()[:-1]
     assert BaselineDetector(**det._base_kw)._state.tolist()[:-1] == frozen._state.tolist()[:-1]
+
+
+def test_a_user_agent_named_inf_survives_a_snapshot() -> None:
+    """Only numeric window slots hold infinities: the string "inf" as a user agent, IP prefix or payment
+    fingerprint comes back as that string (it used to come back as a float and crash the window close)."""
+    events = [S._event("t", i, S.T0 + i, user_agent="inf", client_ip_prefix="-inf", asn=1, payment_fingerprint="inf")
+              for i in range(3)]
+    det = TenantDetector()
+    for e in events:
+        det.process(e)
+    snap = det.snapshot("t")
+    other = TenantDetector()
+    other.restore("t", snap)
+    w = next(iter(other._tenants["t"].wins.values()))
+    assert (w.ua, w.pfx, w.pay) == ("inf", "-inf", "inf") and other.snapshot("t") == snap
+    assert other.finish() == det.finish()
+    assert [s.key for s in other.drain_summaries()] == [s.key for s in det.drain_summaries()]
