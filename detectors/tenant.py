@@ -46,6 +46,7 @@ _BLOOM_BYTES = 1024  # 8192-bit Bloom filter (k=2) of the tenant's prompt finger
 _BLOOM_RESET = 2400  # bits set -> reset (false-positive rate stays below ~9%)
 _NEAR_DUP_BITS = 10  # SimHash Hamming distance that counts as a near-duplicate
 _ZERO_RING = (0, 0, 0, 0)  # how a snapshot writes a ring not allocated yet
+_ZERO_HOURS = (0.0,) * 24  # ... and an hour profile not allocated yet
 _ID_RING = 16  # a tenant's last event ids (hashed) kept to drop replays and gateway retries
 _SEV_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 _CODING_WORDS = ("code", "coding", "program", "software", "debug", "sql", "python", "javascript", "tool", "agent",
@@ -178,7 +179,7 @@ class TenantDetector:
         st.cur = None
         st.base = self._prior_base  # shared until the first write (_own_base)
         st.drift = self._prior_drift  # shared until the first update (_own_drift)
-        st.hours = array("d", bytes(8 * 24))
+        st.hours = None  # allocated at the first window close (None: 24 zeros)
         st.hours_day = 0
         st.topics_mask = 0
         st.ring = None  # allocated with the first fingerprint (None: all four slots 0)
@@ -506,6 +507,8 @@ class TenantDetector:
             out += self._resolve(st)
         # tenant-level context
         hours = st.hours
+        if hours is None:
+            hours = st.hours = array("d", bytes(8 * 24))
         day = int(w.start // 86400.0)
         if day != st.hours_day:  # the 24-hour profile decays once per day of event time
             for i in range(24):
@@ -822,7 +825,7 @@ class TenantDetector:
         if st.drift is not self._prior_drift:
             doc["drift"] = st.drift.to_list()
         doc.update({
-            "hours": st.hours.tolist(),
+            "hours": st.hours.tolist() if st.hours is not None else _ZERO_HOURS,
             "hours_day": st.hours_day, "topics_mask": st.topics_mask, "ring": st.ring.tolist() if st.ring is not None else _ZERO_RING, "ring_i": st.ring_i,
         })
         if st.bloom is not None:
@@ -868,7 +871,8 @@ class TenantDetector:
         if drift is not None and (version >= 3 or drift != self._prior_drift_list):
             st.drift = self._prior_drift.copy()
             st.drift.load_list(drift)
-        st.hours = array("d", d["hours"])
+        if any(d["hours"]):
+            st.hours = array("d", d["hours"])
         if any(d["ring"]):
             st.ring = array("Q", d["ring"])
         bloom = d.get("bloom")

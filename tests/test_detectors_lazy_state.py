@@ -36,6 +36,8 @@ def test_new_tenants_share_the_prior_and_their_snapshot_leaves_it_out() -> None:
     det.advance(S.T0 + 3600)
     st = det._tenants["fl-0000"]
     assert st.base is det._prior_base and st.drift is det._prior_drift and st.bloom is None and st.ring is None
+    det.process(S._event("open", 0, S.T0 + 3600))
+    assert det._tenants["open"].hours is None and st.hours is not None  # allocated by the first window close
     assert st.suppressed == () and st.inc_evidence == ()
     assert st.carry is not None and st.carry.n == 1  # the pooled window
     snap = det.snapshot("fl-0000")
@@ -76,6 +78,7 @@ def test_lazy_state_gives_the_alerts_of_eager_state() -> None:
         st = new_tenant(tid, ts)
         st.base, st.drift, st.bloom = eager._prior_base.copy(), eager._prior_drift.copy(), bytearray(1024)
         st.ring, st.suppressed, st.inc_evidence = array("Q", bytes(32)), [], []
+        st.hours = array("d", bytes(8 * 24))
         return st
 
     eager._new_tenant = owning  # type: ignore[method-assign]
