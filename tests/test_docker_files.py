@@ -6,6 +6,7 @@ import re
 import shlex
 from pathlib import Path
 
+import pytest
 import yaml
 
 from distillguard.cli import build_parser
@@ -216,6 +217,7 @@ def exported_series(families: dict) -> dict[str, set[str]]:
     return out
 
 
+@pytest.mark.kafka  # a real worker on the local broker
 def test_dashboard_queries_use_only_metrics_a_real_worker_exports(kafka_env, worker_factory):
     """Run a worker on real traffic with attacks and bad lines, scrape it, and check every query against it."""
     import subprocess
