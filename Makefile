@@ -45,7 +45,7 @@ bench-streaming: venv
 	if [ -f bench/bench_replay.py ]; then $(PY) bench/bench_replay.py || status=$$?; fi; \
 	bash docker/kafka-local.sh stop; exit $$status
 
-## soak: long reliability runs (about 30 min on 2 shared cores): the 1,000,000-tenant engine flood (11 min),
+## soak: long reliability runs (about 10 min on 2 shared cores): the 1,000,000-tenant engine flood (3.5-4 min),
 ## then 100,000 hostile messages and a 50,000-tenant flood through a real worker (starts and stops the local Kafka)
 soak: venv
 	$(PY) bench/bench_flood.py 1000000 20000
