@@ -97,8 +97,8 @@ class Consumer(faust_aiokafka.Consumer):
         fresh = [tp for tp in self.assignment()
                  if tp.topic not in changelogs and self._committed_offset.get(tp) is None]
         if fresh:
-            for tp, offset in (await self.earliest_offsets(*fresh)).items():
-                await self.seek(tp, offset or 0)  # (Faust's seek also resets the read offset)
+            # seek_wait: through the consumer's own thread (as Faust's recovery seeks), and it resets the read offsets
+            await self.seek_wait({tp: offset or 0 for tp, offset in (await self.earliest_offsets(*fresh)).items()})
 
     def _note_skipped(self, tp: TP, offset: int) -> None:
         if offset < self._skipped.get(tp, offset + 1):
@@ -109,8 +109,8 @@ class Consumer(faust_aiokafka.Consumer):
         skipped, self._skipped = self._skipped, {}
         assigned = self.assignment()
         rewound = {tp for tp in skipped if tp in assigned}
-        for tp in rewound:
-            await self.seek(tp, skipped[tp])
+        if rewound:
+            await self.seek_wait({tp: skipped[tp] for tp in rewound})
         return rewound
 
     async def _deliver(self, coro: Coroutine[Any, Any, Any]) -> None:

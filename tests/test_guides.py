@@ -33,7 +33,7 @@ import pytest
 import yaml
 
 from distillguard.settings import ENV_PREFIX, Settings
-from tests.conftest import dg_env, free_port
+from tests.conftest import dg_env
 
 REPO = Path(__file__).resolve().parent.parent
 GUIDES = REPO / "docs" / "guides"
@@ -179,10 +179,26 @@ _PORTS_GIVEN: set[int] = set()
 _PORTS_LOCK = threading.Lock()
 
 
+def _below_ephemeral_ports() -> tuple[int, int]:
+    """A port range the kernel does not hand out as source ports of outgoing connections."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return (max(1024, low - 12000), low - 2) if low > 3000 else (20000, 29998)
+
+
 def _free_port_pair() -> int:
-    """A port P with P+1 free as well (the guides start a second worker on the next port), distinct per guide."""
-    for _ in range(50):
-        port = free_port()
+    """A port P with P+1 free as well (the guides start a second worker on the next port), distinct per guide.
+
+    Taken below the ephemeral range: a port that is merely free now can become the source port of some
+    outgoing connection (a Kafka client's) before the second worker binds it, minutes later.
+    """
+    import random
+
+    low, high = _below_ephemeral_ports()
+    for _ in range(200):
+        port = random.randint(low, high)
         with _PORTS_LOCK:
             if {port, port + 1} & _PORTS_GIVEN:
                 continue
@@ -190,8 +206,9 @@ def _free_port_pair() -> int:
         try:
             import socket
 
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port + 1))
+            for p in (port, port + 1):
+                with socket.socket() as s:
+                    s.bind(("0.0.0.0", p))  # where the worker binds its web port
             return port
         except OSError:
             continue

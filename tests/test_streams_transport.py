@@ -97,7 +97,7 @@ def test_flow_suspension_cancels_a_blocked_delivery_inside_the_callback() -> Non
 
 
 class Positions:
-    """What ``_note_skipped`` / ``_rewind_skipped`` use of ``self``: the skip notes, the assignment and ``seek``
+    """What ``_note_skipped`` / ``_rewind_skipped`` use of ``self``: the skip notes, the assignment and ``seek_wait``
     (here a record of the seeks instead of the broker's fetch positions)."""
 
     _note_skipped = Consumer._note_skipped
@@ -110,8 +110,8 @@ class Positions:
     def assignment(self) -> set:
         return self.assigned
 
-    async def seek(self, tp, offset: int) -> None:  # type: ignore[no-untyped-def]
-        self.seeks.append((tp, offset))
+    async def seek_wait(self, partitions: dict) -> None:
+        self.seeks.extend(partitions.items())
 
 
 def test_records_skipped_during_a_suspension_are_sought_again_from_the_first() -> None:
