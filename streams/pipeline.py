@@ -307,6 +307,13 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                             to_offset=stop - 1, events=count)
         metrics.CATCH_UP.inc(count)
 
+    async def resume(rt: PartitionRuntime | ClusterRuntime, stage: str, msg: Any,
+                     apply: Callable[[Any], Awaitable[None]]) -> None:
+        """The runtime's first new record should follow its state: if it does not, catch up the gap first."""
+        rt.resuming = False
+        if msg.offset > rt.processed_offset + 1:
+            await catch_up(stage, msg.topic, msg.partition, rt.processed_offset + 1, msg.offset, apply)
+
     @app.agent(events_topic, name="distillguard.detect")
     async def detect(stream: faust.StreamT) -> None:
         manual = stream.noack()
@@ -317,12 +324,9 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             rt.last_offset = max(rt.last_offset, msg.offset)
             if msg.offset <= rt.processed_offset:
                 continue  # part of the restored state, or processed already (a delivery from before a seek)
-            if rt.resuming:  # the runtime's first event: it should follow the checkpoint
-                rt.resuming = False
-                if msg.offset > rt.processed_offset + 1:
-                    await catch_up("tenant", msg.topic, msg.partition, rt.processed_offset + 1, msg.offset,
-                                   lambda r, rt=rt, topic=msg.topic: handle(rt, r.value or b"", r.key,
-                                                                            (topic, rt.partition, r.offset), None))
+            if rt.resuming:
+                await resume(rt, "tenant", msg, lambda r, rt=rt, topic=msg.topic: handle(
+                    rt, r.value or b"", r.key, (topic, rt.partition, r.offset), None))
             data = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
             await handle(rt, data, event.key, (msg.topic, msg.partition, msg.offset), msg.timestamp or None)
             if (len(rt.pending) >= settings.checkpoint_events
@@ -400,14 +404,11 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             crt = cluster_runtime()
             crt.pending.append(event)
             msg, offset = event.message, event.message.offset
-            if offset <= crt.processed_offset:
+            if msg.offset <= crt.processed_offset:
                 continue  # part of the restored stage, or applied already (a delivery from before a seek)
             if crt.resuming:
-                crt.resuming = False
-                if offset > crt.processed_offset + 1:
-                    await catch_up("cluster", msg.topic, msg.partition, crt.processed_offset + 1, offset,
-                                   lambda r, crt=crt, topic=msg.topic: cluster_record(crt, r.key, r.value or b"",
-                                                                             (topic, r.partition, r.offset), manual))
+                await resume(crt, "cluster", msg, lambda r, crt=crt, topic=msg.topic: cluster_record(
+                    crt, r.key, r.value or b"", (topic, r.partition, r.offset), manual))
             await cluster_record(crt, event.key, bytes(event.value or b""), (msg.topic, msg.partition, offset), manual)
             if (len(crt.pending) >= settings.checkpoint_events
                     or time.monotonic() - crt.last_checkpoint >= settings.checkpoint_seconds):
