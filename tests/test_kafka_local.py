@@ -117,6 +117,16 @@ def test_broker_metadata(bootstrap, kp_admin):
     assert (broker["host"], broker["port"]) == ("127.0.0.1", PORT)
 
 
+def test_broker_has_no_time_retention(kp_admin):
+    """Tests and replays write records stamped with months-old event times; a time retention would delete
+    them at its next check, mid-test (it did: a replay's checkpointed offsets were suddenly out of range)."""
+    from kafka.admin import ConfigResource
+
+    got = kp_admin.describe_configs([ConfigResource("BROKER", "1", configs=["log.retention.ms"])],
+                                    config_filter="all")
+    assert got["broker"]["1"]["log.retention.ms"]["value"] == "-1"
+
+
 def test_kafka_python_round_trip(bootstrap, kp_admin):
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
