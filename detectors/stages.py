@@ -75,7 +75,12 @@ class TenantStage:
         det = self.detector
         return {"max_ts": self.max_ts if self.max_ts > -math.inf else None,
                 "stream_start": det.stream_start if det.stream_start < math.inf else None,
-                "model_first_seen": dict(det.model_first_seen), "clock": self.clock.state()}
+                "model_first_seen": dict(det.model_first_seen), "clock": self.clock.state(),
+                # when the next advance is due, and the watermark the tenants were last advanced to: without
+                # them a restored stage closed windows at other points than the run it replaces (a window
+                # could take one event more or less), and a re-sent alert differed from the first
+                "next_advance": self._next_advance if self._next_advance > -math.inf else None,
+                "tenant_clock": det._clock if det._clock > -math.inf else None}
 
     def load_meta(self, meta: dict[str, Any]) -> None:
         """Restore :meth:`meta` (merging first-seen times, which may be shared with other stages)."""
@@ -84,7 +89,10 @@ class TenantStage:
             self.clock.load(meta["clock"])
         if meta.get("max_ts") is not None:
             self.max_ts = max(self.max_ts, meta["max_ts"])
-            self._next_advance = self.watermark + self._tick
+            due = meta.get("next_advance")  # absent in checkpoints written before it was kept
+            self._next_advance = due if due is not None and meta["max_ts"] >= self.max_ts else self.watermark + self._tick
+        if meta.get("tenant_clock") is not None:
+            det._clock = max(det._clock, meta["tenant_clock"])
         if meta.get("stream_start") is not None:
             det.stream_start = min(det.stream_start, meta["stream_start"])
         for model, ts in meta.get("model_first_seen", {}).items():
