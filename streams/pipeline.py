@@ -77,6 +77,7 @@ class PartitionRuntime:
     summaries: list[KeySummary] = field(default_factory=list)
     summary_seq: list[list[int]] = field(default_factory=list)  # [offset of the event that produced it, index]
     reported: dict[str, int] = field(default_factory=dict)  # detector counters already added to the metrics
+    tenants_at_checkpoint: int = 0  # tenants in memory right after the last checkpoint (and its eviction)
 
 
 class TableTenants:
@@ -237,6 +238,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             total = sum(len(r.stage.detector) for r in runtimes.values())
             if total > cap:
                 metrics.EVICTIONS.inc(rt.stage.evict(total - (cap - cap // 10), persist=False))
+        rt.tenants_at_checkpoint = len(rt.stage.detector)
 
     async def dead_letter(key: bytes | None, data: bytes, reason: str, label: str, source: tuple[str, int, int],
                           usage_event: bool = True) -> None:
@@ -317,6 +319,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
     @app.agent(events_topic, name="distillguard.detect")
     async def detect(stream: faust.StreamT) -> None:
         manual = stream.noack()
+        cap_on = settings.max_tenants_in_memory > 0
         async for event in manual.events():
             msg = event.message
             rt = runtime(msg.partition, msg.offset)
@@ -330,7 +333,10 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             data = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
             await handle(rt, data, event.key, (msg.topic, msg.partition, msg.offset), msg.timestamp or None)
             if (len(rt.pending) >= settings.checkpoint_events
-                    or time.monotonic() - rt.last_checkpoint >= settings.checkpoint_seconds):
+                    or time.monotonic() - rt.last_checkpoint >= settings.checkpoint_seconds
+                    # tenants only leave memory after a checkpoint: one that a partition's growth (new tenants,
+                    # and evicted ones restored to close a window) calls for keeps the cap's overshoot bounded
+                    or (cap_on and len(rt.stage.detector) - rt.tenants_at_checkpoint >= settings.checkpoint_events)):
                 await checkpoint(rt, manual, msg.offset)
 
     @app.agent(feedback_topic, name="distillguard.feedback-rekey")
