@@ -410,7 +410,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             crt = cluster_runtime()
             crt.pending.append(event)
             msg, offset = event.message, event.message.offset
-            if msg.offset <= crt.processed_offset:
+            if offset <= crt.processed_offset:
                 continue  # part of the restored stage, or applied already (a delivery from before a seek)
             if crt.resuming:
                 await resume(crt, "cluster", msg, lambda r, crt=crt, topic=msg.topic: cluster_record(

@@ -109,10 +109,6 @@ def default_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + os.urandom(3).hex()
 
 
-def _num(v: float) -> float | None:
-    return None if v is None or not math.isfinite(v) else v
-
-
 def _unnum(v: float | None, default: float = -math.inf) -> float:
     return default if v is None else float(v)
 
@@ -579,8 +575,7 @@ class Replay:
                 cache[tid] = base64.b64encode(det.snapshot(tid)).decode()
             else:
                 cache.pop(tid, None)
-        return {"meta": stage.meta(), "max_ts": _num(stage.max_ts), "next_advance": _num(stage._next_advance),
-                "clock": _num(det._clock), "n_events": det._n_events, "n_late": det._n_late,
+        return {"meta": stage.meta(), "n_events": det._n_events, "n_late": det._n_late,
                 "stats": dict(det._stats), "tenants": cache}
 
     def _load_stage(self, p: int, doc: dict[str, Any]) -> None:
@@ -589,10 +584,11 @@ class Replay:
         for tid, b64 in doc["tenants"].items():
             det.restore(tid, base64.b64decode(b64))
         self._snap_cache[p] = dict(doc["tenants"])
-        stage.load_meta(doc["meta"])
-        stage.max_ts = _unnum(doc["max_ts"])
-        stage._next_advance = _unnum(doc["next_advance"])
-        det._clock = _unnum(doc["clock"])
+        stage.load_meta(doc["meta"])  # the stage's clocks, and when its tenants are next advanced
+        if "next_advance" in doc:  # a checkpoint of before the stage meta held these
+            stage.max_ts = _unnum(doc["max_ts"])
+            stage._next_advance = _unnum(doc["next_advance"])
+            det._clock = _unnum(doc["clock"])
         det._n_events, det._n_late = doc["n_events"], doc["n_late"]
         det._stats.update(doc["stats"])
         stage.drain_dirty()
