@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     # state checkpoints and watermarks (see docs/STREAMING.md)
     checkpoint_events: int = Field(2000, ge=1, description="checkpoint a partition's changed tenants after this many events")
     checkpoint_seconds: float = Field(5.0, gt=0, description="... or after this much wall time")
-    idle_partition_seconds: float = Field(30.0, gt=0, description="a partition silent this long stops holding back cluster windows")
+    idle_partition_seconds: float = Field(30.0, gt=0, description="a partition its worker finds caught up and without watermark progress this long is declared idle and stops holding back cluster windows")
 
     # alert delivery: notification policy and webhook sink (see docs/DELIVERY.md)
     notifications_topic: str = Field("extraction.notifications", description="what pages humans: alerts after inhibition, repeats")

@@ -14,11 +14,12 @@ carries the same ``alert_id``.
 Key summaries of closed tenant windows, and each partition's watermark, go to
 the single-partition topic ``<app_id>-cluster-summaries``; the worker owning it
 runs the :class:`detectors.stages.ClusterStage` and closes cluster windows at
-the minimum watermark over all events partitions (a partition idle for
-``idle_partition_seconds`` of wall time is left out of the minimum). The cluster
-stage is checkpointed the same way into the single-partition table
+the minimum watermark over all events partitions. A partition is left out of the
+minimum only while its owner declares it idle (caught up, and no watermark progress
+for ``idle_partition_seconds``; renewed while it lasts): see streams/watermarks.py.
+The cluster stage is checkpointed the same way into the single-partition table
 ``cluster-state`` (its snapshot, the covered summary offset, the partitions'
-watermarks and the last summary sequence applied per partition); summaries carry
+watermarks and idle declarations, and the last summary sequence applied per partition); summaries carry
 the offset of the event that produced them, so the ones a tenant stage sends
 again after re-processing are dropped instead of counted twice.
 
@@ -30,6 +31,7 @@ cluster stage.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import time
@@ -51,6 +53,7 @@ from schemas.formats import ALERT_MAPPERS
 from streams import metrics
 from streams.catchup import read_range
 from streams.ingest import make_codec
+from streams.watermarks import SourceWatermarks
 
 log = get_logger(__name__)
 SUMMARY_BATCH = 100  # summaries a message (~2.5 KB each): well below Kafka's 1 MB message limit
@@ -58,7 +61,7 @@ SUMMARY_BATCH = 100  # summaries a message (~2.5 KB each): well below Kafka's 1 
 ROCKSDB_OPTIONS = {"write_buffer_size": 4 << 20, "max_write_buffer_number": 2, "block_cache_size": 16 << 20,
                    "block_cache_compressed_size": 4 << 20}
 CHECKPOINT_KEY = b"__checkpoint__"  # per partition: covered offset and stage metadata
-CLUSTER_KEY = b"cluster"  # the cluster stage's checkpoint: u32 length + JSON {offset, source_wm} + snapshot
+CLUSTER_KEY = b"cluster"  # the cluster stage's checkpoint: u32 length + JSON {offset, source_wm, idle_until, applied} + snapshot
 
 
 @dataclass
@@ -78,6 +81,11 @@ class PartitionRuntime:
     summary_seq: list[list[int]] = field(default_factory=list)  # [offset of the event that produced it, index]
     reported: dict[str, int] = field(default_factory=dict)  # detector counters already added to the metrics
     tenants_at_checkpoint: int = 0  # tenants in memory right after the last checkpoint (and its eviction)
+    send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one sender of summary messages at a time
+    idle_declared: bool = False  # this runtime declared the partition idle (and the idle timer renews it)
+    maybe_idle: bool = True  # the cluster stage may hold it idle (a previous owner's declaration, or ours)
+    wm_seen: float = -math.inf  # the watermark the idle timer saw last, and when it last changed
+    wm_moved: float = field(default_factory=time.monotonic)
 
 
 class TableTenants:
@@ -99,11 +107,11 @@ class ClusterRuntime:
     """The cluster stage of the worker that owns the summary topic, with its checkpoint bookkeeping."""
 
     stage: ClusterStage
+    sources: SourceWatermarks  # the events partitions' watermarks and idle declarations
     restored: bool = False
     checkpointed_offset: int = -1
     processed_offset: int = -1  # the stage covers the records up to here
     resuming: bool = True  # until the first record after a restore
-    source_wm: dict[int, tuple[float, float]] = field(default_factory=dict)  # partition -> (watermark, wall time)
     applied: dict[int, tuple[int, int]] = field(default_factory=dict)  # partition -> last summary sequence applied
     duplicates: int = 0
     pending: list[Any] = field(default_factory=list)
@@ -177,9 +185,12 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             rt.summary_seq.extend([offset, i] for i in range(len(drained)))
 
     def tick_due(rt: PartitionRuntime) -> bool:
-        """The partition's watermark moved a fifth of a window past the last marker sent (clock started)."""
+        """The partition's watermark moved a fifth of a window past the last marker sent (clock started),
+        or moved at all while the cluster stage may hold the partition idle (so it waits for it again at
+        once; a new runtime assumes a previous owner's declaration)."""
         wm = rt.stage.watermark
-        return wm > -math.inf and wm >= rt.last_marker + config.window_seconds / 5.0
+        return wm > -math.inf and (wm >= rt.last_marker + config.window_seconds / 5.0
+                                   or (rt.maybe_idle and wm > rt.last_marker))
 
     def summaries_due(rt: PartitionRuntime, offset: int) -> bool:
         """Buffer the last event's summaries; True if a batch or a watermark tick is to be sent.
@@ -189,7 +200,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         buffer_summaries(rt, offset)
         return tick_due(rt) or len(rt.summaries) >= SUMMARY_BATCH
 
-    async def forward_summaries(rt: PartitionRuntime, offset: int, flush: bool = False) -> None:
+    async def forward_summaries(rt: PartitionRuntime, offset: int, flush: bool = False, idle: bool = False) -> None:
         """Batch key summaries; at each watermark tick send them with the watermark in one message.
 
         One message per tick (not per summary) keeps the cluster path cheap; summaries travel before
@@ -197,19 +208,30 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         summary carries ``[offset, index]`` of the event whose processing produced it: events re-processed
         after a restore produce the same summaries with the same sequence, which the cluster stage drops.
         ``flush`` (at a checkpoint) sends everything buffered, so no summary of a checkpointed event is lost.
+        ``idle`` (from the idle timer) sends everything buffered and declares the partition idle (see
+        :mod:`streams.watermarks`); a lock keeps the timer's messages and the agent's in order.
         """
-        buffer_summaries(rt, offset)
-        wm = rt.stage.watermark
-        tick = tick_due(rt)
-        if tick or len(rt.summaries) >= SUMMARY_BATCH or (flush and rt.summaries):
-            pending, seqs, rt.summaries, rt.summary_seq = rt.summaries, rt.summary_seq, [], []
-            starts = range(0, len(pending), SUMMARY_BATCH)
-            chunks = [(pending[i:i + SUMMARY_BATCH], seqs[i:i + SUMMARY_BATCH]) for i in starts] or [([], [])]
-            for i, (chunk, seq) in enumerate(chunks):
-                batch: dict[str, Any] = {"type": "batch", "partition": rt.partition, "summaries": chunk, "seq": seq}
-                if tick and i == len(chunks) - 1:  # the watermark travels after every summary it covers
-                    rt.last_marker = batch["watermark"] = wm
-                await summaries_topic.send(key=b"s", value=orjson.dumps(batch))
+        async with rt.send_lock:
+            buffer_summaries(rt, offset)
+            wm = rt.stage.watermark
+            tick = tick_due(rt) or (idle and wm > -math.inf)
+            if tick or idle or len(rt.summaries) >= SUMMARY_BATCH or (flush and rt.summaries):
+                pending, seqs, rt.summaries, rt.summary_seq = rt.summaries, rt.summary_seq, [], []
+                starts = range(0, len(pending), SUMMARY_BATCH)
+                chunks = [(pending[i:i + SUMMARY_BATCH], seqs[i:i + SUMMARY_BATCH]) for i in starts] or [([], [])]
+                for i, (chunk, seq) in enumerate(chunks):
+                    batch: dict[str, Any] = {"type": "batch", "partition": rt.partition, "summaries": chunk, "seq": seq}
+                    if i == len(chunks) - 1:  # the marker travels after every summary it covers
+                        if tick:
+                            rt.last_marker = batch["watermark"] = wm
+                        if idle:  # with the owner's wall time: the declaration lapses idle_partition_seconds later
+                            batch["idle"], batch["at"] = True, time.time()
+                    await summaries_topic.send(key=b"s", value=orjson.dumps(batch))
+                if tick or idle:
+                    if rt.idle_declared != idle:
+                        log.info("partition_idle" if idle else "partition_active", partition=rt.partition,
+                                 watermark=None if wm == -math.inf else wm)
+                    rt.idle_declared = rt.maybe_idle = idle
 
     async def checkpoint(rt: PartitionRuntime, stream: faust.StreamT, offset: int) -> None:
         """Write changed tenants' snapshots and the covered offset, then ack the events they cover.
@@ -369,7 +391,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             await publish(alerts)
 
     cluster_state = app.Table("cluster-state", default=None, partitions=1, key_type=bytes, value_type=bytes)
-    cluster = ClusterRuntime(ClusterStage(config))
+    cluster = ClusterRuntime(ClusterStage(config), SourceWatermarks(parts, settings.idle_partition_seconds))
 
     def cluster_runtime() -> ClusterRuntime:
         """The cluster stage, restored once from its checkpoint when this worker takes the summary topic."""
@@ -385,8 +407,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                     log.warning("cluster_state_discarded", reason=str(exc))
                 else:
                     cluster.checkpointed_offset = cluster.processed_offset = int(doc["offset"])
-                    now = time.monotonic()
-                    cluster.source_wm = {int(p): (wm, now) for p, wm in doc["source_wm"].items()}
+                    cluster.sources.load_doc(doc)
                     cluster.applied = {int(p): (o, i) for p, (o, i) in doc.get("applied", {}).items()}
             log.info("cluster_stage_started", checkpointed_offset=cluster.checkpointed_offset,
                      watermark=cluster.stage.watermark)
@@ -394,7 +415,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
 
     async def checkpoint_cluster(crt: ClusterRuntime, stream: faust.StreamT, offset: int) -> None:
         """Write the cluster stage and the covered offset, then ack what it covers (as for tenant state)."""
-        doc = orjson.dumps({"offset": offset, "source_wm": {str(p): wm for p, (wm, _) in crt.source_wm.items()},
+        doc = orjson.dumps({"offset": offset, **crt.sources.to_doc(),
                             "applied": {str(p): list(seq) for p, seq in crt.applied.items()}})
         cluster_state[CLUSTER_KEY] = len(doc).to_bytes(4, "big") + doc + crt.stage.snapshot()
         crt.checkpointed_offset = offset
@@ -453,13 +474,14 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         crt.applied[part] = last
         if crt.duplicates != dup_before:
             log.info("cluster_summaries_deduplicated", partition=part, total=crt.duplicates)
-        wm = rec.get("watermark")
-        if wm is not None:  # (a marker from before a partition's clock started has none)
-            now = time.monotonic()
-            crt.source_wm[part] = (float(wm), now)
-            live = [w for w, seen in crt.source_wm.values() if now - seen < settings.idle_partition_seconds]
-            if len(crt.source_wm) >= parts or len(live) < len(crt.source_wm):
-                await publish(stage.advance(min(live) if live else -math.inf))
+        wm, idle = rec.get("watermark"), rec.get("idle") is True
+        if rec.get("idle") is False:  # its owner gave the partition up: it holds the minimum back again
+            crt.sources.withdraw(part)
+        elif wm is not None or idle:  # a marker: the partition's watermark and/or an idle declaration
+            crt.sources.report(part, None if wm is None else float(wm), idle, float(rec.get("at") or 0.0) if idle else 0.0)
+            combined = crt.sources.combined(time.time())
+            if combined is not None:
+                await publish(stage.advance(combined))
 
     @app.timer(interval=5.0)
     async def report_progress() -> None:
@@ -482,11 +504,56 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                     (metrics.RESTORES if kind == "restored" else metrics.EVENT_TIME.labels(kind=kind)).inc(delta)
                 rt.reported[kind] = value
 
+    idle_s = settings.idle_partition_seconds
+    shutting_down: list[bool] = []  # set when the worker stops: no new idle declarations
+
+    @app.timer(interval=min(5.0, max(0.5, idle_s / 3)))
+    async def declare_idle_partitions() -> None:
+        """Declare (and keep renewing) owned events partitions idle: caught up, and no watermark progress
+        for ``idle_partition_seconds``. Only the owner can know both; see :mod:`streams.watermarks`.
+
+        A partition without events yet gets its runtime here (from its checkpoint), so an empty
+        partition does not hold the cluster stage back for ever. Not during a rebalance: the tables may
+        still be recovering then.
+        """
+        if app.rebalancing or shutting_down:
+            return
+        now = time.monotonic()
+        for tp in list(app.consumer.assignment()):
+            if tp.topic != settings.events_topic:
+                continue
+            rt = runtime(tp.partition)
+            wm = rt.stage.watermark
+            if wm != rt.wm_seen:
+                rt.wm_seen, rt.wm_moved = wm, now
+                continue
+            highwater = app.consumer.highwater(tp)
+            caught_up = highwater is not None and max(rt.last_offset, rt.processed_offset) + 1 >= highwater
+            if caught_up and now - rt.wm_moved >= idle_s and runtimes.get(tp.partition) is rt:
+                await forward_summaries(rt, rt.processed_offset, idle=True)
+
+    async def withdraw_idle(rt: PartitionRuntime) -> None:
+        """Give up this worker's idle declaration of a partition it hands over, so the cluster stage waits
+        for the partition's next owner instead of leaving it out until the declaration lapses."""
+        async with rt.send_lock:
+            if rt.idle_declared:
+                rt.idle_declared = False
+                batch = {"type": "batch", "partition": rt.partition, "summaries": [], "seq": [], "idle": False}
+                await summaries_topic.send(key=b"s", value=orjson.dumps(batch))
+                log.info("partition_idle_withdrawn", partition=rt.partition)
+
+    @app.on_before_shutdown.connect
+    async def withdraw_on_shutdown(sender: Any, **_: Any) -> None:
+        shutting_down.append(True)
+        for rt in list(runtimes.values()):
+            await withdraw_idle(rt)
+
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
         for tp in revoked:
             if tp.topic == settings.events_topic and tp.partition in runtimes:
                 rt = runtimes.pop(tp.partition)
+                await withdraw_idle(rt)
                 with contextlib.suppress(KeyError):  # no lag sample yet
                     metrics.LAG.remove(str(tp.partition))
                 log.info("partition_revoked", partition=tp.partition, tenants=len(rt.stage.detector),
@@ -497,7 +564,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                 log.info("cluster_stage_revoked", unacked_records=len(cluster.pending))
                 cluster.stage, cluster.restored, cluster.checkpointed_offset = ClusterStage(config), False, -1
                 cluster.processed_offset, cluster.resuming = -1, True
-                cluster.source_wm.clear()
+                cluster.sources.clear()
                 cluster.applied.clear()
                 cluster.pending.clear()
 

@@ -13,7 +13,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from detectors import synthetic as syn
-from tests.kafka_utils import canonical, consume_alerts, flush_events, produce, read_topic, run_detect
+from tests.kafka_utils import (canonical, consume_alerts, flush_events, partition_for, produce, read_topic,
+                               run_detect)
 
 pytestmark = pytest.mark.kafka
 PARTITIONS = 6
@@ -156,6 +157,42 @@ def test_partition_resumed_past_its_checkpoint_catches_up(expected, kafka_env, w
     assert {canonical(a) for a in live if a["kind"] == "tenant"} == want_tenant
     got_cluster = {(a["alert_id"], a["status"], tuple(a["tenant_ids"])) for a in live if a["kind"] == "cluster"}
     assert got_cluster == want_cluster
+
+
+def test_cluster_windows_close_with_empty_partitions(kafka_env, worker_factory, tmp_path: Path):
+    """Half the events partitions never get an event. Their worker declares them idle (docs/STREAMING.md,
+    "Idle partitions"), so they do not hold cluster windows back, and the cluster alerts equal ``detect``'s.
+
+    Everything is produced before the worker starts: a partition with events is caught up only after its
+    last (flush) event, so the only partitions ever declared idle are the empty ones and the finished ones.
+    """
+    used = {0, 1, 2}
+    events = syn.merge(
+        syn.extraction("atk-1", start=syn.T0, hours=3, rate=1.0, seed=11),
+        syn.chat("chat-1", start=syn.T0, hours=4, seed=13),
+        syn.hydra("hyd", n_tenants=20, start=syn.T0 + 1800, hours=3, seed=15),
+    )
+    events = [e for e in events if partition_for(e["tenant_id"], PARTITIONS) in used]
+    events += [e for e in flush_events(max(e["ts"] for e in events) + 6 * 3600, PARTITIONS)
+               if partition_for(e["tenant_id"], PARTITIONS) in used]
+    reference = run_detect(events, tmp_path)
+    want_cluster = {(a["alert_id"], a["status"], tuple(a["tenant_ids"])) for a in reference if a["kind"] == "cluster"}
+    assert want_cluster, "the hydra tenants on the used partitions form a cluster"
+    bootstrap = kafka_env["DISTILLGUARD_BOOTSTRAP_SERVERS"]
+    produce(bootstrap, kafka_env["DISTILLGUARD_EVENTS_TOPIC"], events)
+    worker = worker_factory({**kafka_env, "DISTILLGUARD_IDLE_PARTITION_SECONDS": "2"})
+    worker.wait_ready()
+    wait_for_events(worker, len(events))
+    want_tenant = {canonical(a) for a in reference if a["kind"] == "tenant"}
+    live = consume_alerts(bootstrap, kafka_env["DISTILLGUARD_ALERTS_TOPIC"],
+                          until=lambda rs: {canonical(a) for a in rs if a["kind"] == "tenant"} >= want_tenant
+                          and len([a for a in rs if a["kind"] == "cluster"]) >= len(want_cluster), timeout=90)
+    got_cluster = {(a["alert_id"], a["status"], tuple(a["tenant_ids"])) for a in live if a["kind"] == "cluster"}
+    assert got_cluster == want_cluster
+    assert {canonical(a) for a in live if a["kind"] == "tenant"} == want_tenant
+    idle = {orjson.loads(line)["partition"] for line in worker.log_text().splitlines()
+            if line.startswith("{") and orjson.loads(line).get("event") == "partition_idle"}
+    assert set(range(PARTITIONS)) - used <= idle, idle
 
 
 def test_kill_9_and_restart_loses_no_incident(expected, kafka_env, worker_factory):
