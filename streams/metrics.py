@@ -38,6 +38,8 @@ EVENT_TIME = Counter("distillguard_event_time_adjusted", "events processed with 
                      "closed windows) or future_clamped (quarantined far-future timestamp)", ["kind"], registry=REGISTRY)
 CATCH_UP = Counter("distillguard_catch_up_events", "events read outside the group because a partition resumed past "
                    "its restored checkpoint (docs/RELIABILITY.md)", registry=REGISTRY)
+IDLE_PARTITIONS = Gauge("distillguard_partitions_idle", "owned events partitions this worker declares idle (they do not "
+                        "hold cluster windows back: docs/STREAMING.md)", registry=REGISTRY)
 CHECKPOINT_AGE = Gauge("distillguard_checkpoint_age_seconds", "seconds since the last state checkpoint", registry=REGISTRY)
 
 

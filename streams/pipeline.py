@@ -494,6 +494,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         pending = [now - rt.last_checkpoint for rt in runtimes.values() if rt.pending]
         metrics.CHECKPOINT_AGE.set(max(pending) if pending else 0.0)
         metrics.TENANTS.set(sum(len(rt.stage.detector) for rt in runtimes.values()))
+        metrics.IDLE_PARTITIONS.set(sum(rt.idle_declared for rt in runtimes.values()))
         for rt in list(runtimes.values()):  # detector counters -> metric increments since the last report
             stats, lru = rt.stage.detector.stats, rt.stage.lru
             counts = {"late": stats["late_events"], "future_clamped": stats["future_clamped"],

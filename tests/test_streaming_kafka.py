@@ -193,6 +193,10 @@ def test_cluster_windows_close_with_empty_partitions(kafka_env, worker_factory, 
     idle = {orjson.loads(line)["partition"] for line in worker.log_text().splitlines()
             if line.startswith("{") and orjson.loads(line).get("event") == "partition_idle"}
     assert set(range(PARTITIONS)) - used <= idle, idle
+    deadline = time.time() + 15  # the gauge is refreshed every 5 s
+    while worker.metric("distillguard_partitions_idle") < PARTITIONS - len(used) and time.time() < deadline:
+        time.sleep(0.5)
+    assert worker.metric("distillguard_partitions_idle") >= PARTITIONS - len(used)
 
 
 def test_kill_9_and_restart_loses_no_incident(expected, kafka_env, worker_factory):
