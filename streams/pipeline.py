@@ -536,6 +536,8 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
     async def withdraw_idle(rt: PartitionRuntime) -> None:
         """Give up this worker's idle declaration of a partition it hands over, so the cluster stage waits
         for the partition's next owner instead of leaving it out until the declaration lapses."""
+        if not rt.idle_declared:
+            return
         async with rt.send_lock:
             if rt.idle_declared:
                 rt.idle_declared = False

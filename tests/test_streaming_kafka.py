@@ -197,6 +197,11 @@ def test_cluster_windows_close_with_empty_partitions(kafka_env, worker_factory, 
     while worker.metric("distillguard_partitions_idle") < PARTITIONS - len(used) and time.time() < deadline:
         time.sleep(0.5)
     assert worker.metric("distillguard_partitions_idle") >= PARTITIONS - len(used)
+    # a worker that stops withdraws its declarations: the next owner, not a lapse, decides
+    assert worker.stop(signal.SIGTERM) == 0
+    markers = [orjson.loads(r.value) for r in read_topic(bootstrap, f"{kafka_env['DISTILLGUARD_APP_ID']}-cluster-summaries")]
+    last = {m["partition"]: m.get("idle") for m in markers if "idle" in m}
+    assert {p: last.get(p) for p in set(range(PARTITIONS)) - used} == dict.fromkeys(set(range(PARTITIONS)) - used, False)
 
 
 def test_kill_9_and_restart_loses_no_incident(expected, kafka_env, worker_factory):
