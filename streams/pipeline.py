@@ -530,7 +530,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                 continue
             highwater = app.consumer.highwater(tp)
             caught_up = highwater is not None and max(rt.last_offset, rt.processed_offset) + 1 >= highwater
-            if caught_up and now - rt.wm_moved >= idle_s and runtimes.get(tp.partition) is rt:
+            if caught_up and now - rt.wm_moved >= idle_s:
                 await forward_summaries(rt, rt.processed_offset, idle=True)
 
     async def withdraw_idle(rt: PartitionRuntime) -> None:
