@@ -35,12 +35,14 @@ import asyncio
 import contextlib
 import math
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 import orjson
+from faust.streams import _current_event as faust_current_event  # see checkpoint_quiet
 
 from detectors.common import DetectorConfig
 from detectors.stages import ClusterStage, TenantStage
@@ -82,6 +84,8 @@ class PartitionRuntime:
     reported: dict[str, int] = field(default_factory=dict)  # detector counters already added to the metrics
     tenants_at_checkpoint: int = 0  # tenants in memory right after the last checkpoint (and its eviction)
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one sender of summary messages at a time
+    work_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # an event's processing, or a timer checkpoint
+    stream: Any = None  # the detect agent's stream, which acks this partition's events
     idle_declared: bool = False  # this runtime declared the partition idle (and the idle timer renews it)
     maybe_idle: bool = True  # the cluster stage may hold it idle (a previous owner's declaration, or ours)
     wm_seen: float = -math.inf  # the watermark the idle timer saw last, and when it last changed
@@ -345,21 +349,46 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         async for event in manual.events():
             msg = event.message
             rt = runtime(msg.partition, msg.offset)
-            rt.pending.append(event)
-            rt.last_offset = max(rt.last_offset, msg.offset)
-            if msg.offset <= rt.processed_offset:
-                continue  # part of the restored state, or processed already (a delivery from before a seek)
-            if rt.resuming:
-                await resume(rt, "tenant", msg, lambda r, rt=rt, topic=msg.topic: handle(
-                    rt, r.value or b"", r.key, (topic, rt.partition, r.offset), None))
-            data = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
-            await handle(rt, data, event.key, (msg.topic, msg.partition, msg.offset), msg.timestamp or None)
-            if (len(rt.pending) >= settings.checkpoint_events
-                    or time.monotonic() - rt.last_checkpoint >= settings.checkpoint_seconds
-                    # tenants only leave memory after a checkpoint: one that a partition's growth (new tenants,
-                    # and evicted ones restored to close a window) calls for keeps the cap's overshoot bounded
-                    or (cap_on and len(rt.stage.detector) - rt.tenants_at_checkpoint >= settings.checkpoint_events)):
-                await checkpoint(rt, manual, msg.offset)
+            rt.stream = manual
+            async with rt.work_lock:  # (a quiet partition's timer checkpoint holds it: see checkpoint_quiet)
+                rt.pending.append(event)
+                rt.last_offset = max(rt.last_offset, msg.offset)
+                if msg.offset <= rt.processed_offset:
+                    continue  # part of the restored state, or processed already (a delivery from before a seek)
+                if rt.resuming:
+                    await resume(rt, "tenant", msg, lambda r, rt=rt, topic=msg.topic: handle(
+                        rt, r.value or b"", r.key, (topic, rt.partition, r.offset), None))
+                data = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+                await handle(rt, data, event.key, (msg.topic, msg.partition, msg.offset), msg.timestamp or None)
+                if (len(rt.pending) >= settings.checkpoint_events
+                        or time.monotonic() - rt.last_checkpoint >= settings.checkpoint_seconds
+                        # tenants only leave memory after a checkpoint: one that a partition's growth (new tenants,
+                        # and evicted ones restored to close a window) calls for keeps the cap's overshoot bounded
+                        or (cap_on and len(rt.stage.detector) - rt.tenants_at_checkpoint >= settings.checkpoint_events)):
+                    await checkpoint(rt, manual, msg.offset)
+
+    async def checkpoint_quiet(rt: PartitionRuntime) -> None:
+        """Checkpoint a partition whose last events are older than ``checkpoint_seconds`` and that gets no
+        more: the agent checkpoints only when an event arrives, so without this a quiet partition's last
+        events stayed un-acked (their offsets uncommitted, ``checkpoint_age_seconds`` growing) and its
+        tenants in memory until its next event.
+
+        Between two events of the partition (``work_lock``), so no event is half processed: the state
+        written covers every event up to ``processed_offset``, alerts included. Faust writes a table's
+        changelog to the partition of the event being processed; the partition's last delivered event
+        stands in for it here.
+        """
+        if (not rt.pending or rt.stream is None or rt.work_lock.locked()
+                or time.monotonic() - rt.last_checkpoint < settings.checkpoint_seconds):
+            return
+        async with rt.work_lock:
+            if not rt.pending or runtimes.get(rt.partition) is not rt:
+                return
+            token = faust_current_event.set(weakref.ref(rt.pending[-1]))
+            try:
+                await checkpoint(rt, rt.stream, rt.processed_offset)
+            finally:
+                faust_current_event.reset(token)
 
     @app.agent(feedback_topic, name="distillguard.feedback-rekey")
     async def rekey_feedback(stream: faust.StreamT) -> None:
@@ -509,9 +538,10 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
     shutting_down: list[bool] = []  # set when the worker stops: no new idle declarations
 
     @app.timer(interval=min(5.0, max(0.5, idle_s / 3)))
-    async def declare_idle_partitions() -> None:
-        """Declare (and keep renewing) owned events partitions idle: caught up, and no watermark progress
-        for ``idle_partition_seconds``. Only the owner can know both; see :mod:`streams.watermarks`.
+    async def partition_upkeep() -> None:
+        """Per owned events partition: checkpoint it if it went quiet (:func:`checkpoint_quiet`), and
+        declare it idle, renewing the declaration, while it is caught up with no watermark progress for
+        ``idle_partition_seconds``. Only the owner can know both; see :mod:`streams.watermarks`.
 
         A partition without events yet gets its runtime here (from its checkpoint), so an empty
         partition does not hold the cluster stage back for ever. Not during a rebalance: the tables may
@@ -524,6 +554,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             if tp.topic != settings.events_topic:
                 continue
             rt = runtime(tp.partition)
+            await checkpoint_quiet(rt)
             wm = rt.stage.watermark
             if wm != rt.wm_seen:
                 rt.wm_seen, rt.wm_moved = wm, now

@@ -204,6 +204,38 @@ def test_cluster_windows_close_with_empty_partitions(kafka_env, worker_factory, 
     assert {p: last.get(p) for p in set(range(PARTITIONS)) - used} == dict.fromkeys(set(range(PARTITIONS)) - used, False)
 
 
+def test_quiet_partitions_checkpoint_and_commit_everything(kafka_env, worker_factory):
+    """A partition that stops getting events is checkpointed within ``checkpoint_seconds`` all the same,
+    so its last events are acked and their offsets committed (before, they waited for the partition's
+    next event: the group's lag never reached 0 and ``checkpoint_age_seconds`` grew without bound)."""
+    bootstrap, topic = kafka_env["DISTILLGUARD_BOOTSTRAP_SERVERS"], kafka_env["DISTILLGUARD_EVENTS_TOPIC"]
+    events = syn.merge(syn.chat("chat-1", hours=2, seed=3), syn.batch("batch-1", hours=2, rate=0.2, seed=4),
+                       syn.extraction("atk-1", hours=1, rate=0.5, seed=5))
+    per_partition = defaultdict(int)
+    for e in events:
+        per_partition[partition_for(e["tenant_id"], PARTITIONS)] += 1
+    assert 0 < min(per_partition.values()) < 2000  # fewer than checkpoint_events on a partition: its tail waits
+    worker = worker_factory(kafka_env)
+    worker.wait_ready()
+    produce(bootstrap, topic, events)
+    wait_for_events(worker, len(events))
+    tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    probe = KafkaConsumer(bootstrap_servers=bootstrap, group_id=kafka_env["DISTILLGUARD_APP_ID"],
+                          enable_auto_commit=False)
+    try:
+        ends = probe.end_offsets(tps)
+        deadline = time.time() + 40
+        while time.time() < deadline:
+            committed = {tp: probe.committed(tp) or 0 for tp in tps}
+            if committed == ends and worker.metric("distillguard_checkpoint_age_seconds") == 0:
+                break
+            time.sleep(1)
+    finally:
+        probe.close()
+    assert committed == ends, f"committed {committed} of {ends}"
+    assert worker.metric("distillguard_checkpoint_age_seconds") == 0
+
+
 def test_kill_9_and_restart_loses_no_incident(expected, kafka_env, worker_factory):
     events, reference = expected
     bootstrap, topic = kafka_env["DISTILLGUARD_BOOTSTRAP_SERVERS"], kafka_env["DISTILLGUARD_EVENTS_TOPIC"]
