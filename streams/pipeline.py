@@ -368,8 +368,8 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                     await checkpoint(rt, manual, msg.offset)
 
     async def checkpoint_quiet(rt: PartitionRuntime) -> None:
-        """Checkpoint a partition whose last events are older than ``checkpoint_seconds`` and that gets no
-        more: the agent checkpoints only when an event arrives, so without this a quiet partition's last
+        """Checkpoint a partition with un-checkpointed events whose last checkpoint is ``checkpoint_seconds``
+        old: the agent checkpoints only when an event arrives, so without this a quiet partition's last
         events stayed un-acked (their offsets uncommitted, ``checkpoint_age_seconds`` growing) and its
         tenants in memory until its next event.
 
