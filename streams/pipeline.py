@@ -503,11 +503,11 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         crt.applied[part] = last
         if crt.duplicates != dup_before:
             log.info("cluster_summaries_deduplicated", partition=part, total=crt.duplicates)
-        wm, idle = rec.get("watermark"), rec.get("idle") is True
-        if rec.get("idle") is False:  # its owner gave the partition up: it holds the minimum back again
+        wm, idle = rec.get("watermark"), rec.get("idle")
+        if idle is False:  # its owner gave the partition up: it holds the minimum back again
             crt.sources.withdraw(part)
-        elif wm is not None or idle:  # a marker: the partition's watermark and/or an idle declaration
-            crt.sources.report(part, None if wm is None else float(wm), idle, float(rec.get("at") or 0.0) if idle else 0.0)
+        elif wm is not None or idle is True:  # a marker: the partition's watermark and/or an idle declaration
+            crt.sources.report(part, None if wm is None else float(wm), idle is True, float(rec.get("at") or 0.0))
             combined = crt.sources.combined(time.time())
             if combined is not None:
                 await publish(stage.advance(combined))
@@ -535,7 +535,6 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                 rt.reported[kind] = value
 
     idle_s = settings.idle_partition_seconds
-    shutting_down: list[bool] = []  # set when the worker stops: no new idle declarations
 
     @app.timer(interval=min(5.0, max(0.5, idle_s / 3)))
     async def partition_upkeep() -> None:
@@ -547,7 +546,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         partition does not hold the cluster stage back for ever. Not during a rebalance: the tables may
         still be recovering then.
         """
-        if app.rebalancing or shutting_down:
+        if app.rebalancing or app.should_stop:  # (stopping: no new declarations after the withdrawal below)
             return
         now = time.monotonic()
         for tp in list(app.consumer.assignment()):
@@ -578,7 +577,6 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
 
     @app.on_before_shutdown.connect
     async def withdraw_on_shutdown(sender: Any, **_: Any) -> None:
-        shutting_down.append(True)
         for rt in list(runtimes.values()):
             await withdraw_idle(rt)
 
