@@ -38,11 +38,11 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
-from faust.streams import _current_event as faust_current_event  # see checkpoint_quiet
+from faust.streams import _current_event as faust_current_event  # see ChangelogSource
 
 from detectors.common import DetectorConfig
 from detectors.stages import ClusterStage, TenantStage
@@ -55,6 +55,7 @@ from schemas.formats import ALERT_MAPPERS
 from streams import metrics
 from streams.catchup import read_range
 from streams.ingest import make_codec
+from streams.transport import Transport
 from streams.watermarks import SourceWatermarks
 
 log = get_logger(__name__)
@@ -76,7 +77,7 @@ class PartitionRuntime:
     processed_offset: int = -1  # the state covers the events up to here (restored checkpoint, then processed)
     last_offset: int = -1  # the highest offset delivered (for the lag metric)
     resuming: bool = True  # until its first event: does it follow the checkpoint?
-    pending: list[Any] = field(default_factory=list)
+    pending: list[Any] = field(default_factory=list)  # delivered messages not acked yet (after the last checkpoint)
     last_checkpoint: float = field(default_factory=time.monotonic)
     last_marker: float = -math.inf
     summaries: list[KeySummary] = field(default_factory=list)
@@ -85,11 +86,24 @@ class PartitionRuntime:
     tenants_at_checkpoint: int = 0  # tenants in memory right after the last checkpoint (and its eviction)
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one sender of summary messages at a time
     work_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # an event's processing, or a timer checkpoint
-    stream: Any = None  # the detect agent's stream, which acks this partition's events
     idle_declared: bool = False  # this runtime declared the partition idle (and the idle timer renews it)
     maybe_idle: bool = True  # the cluster stage may hold it idle (a previous owner's declaration, or ours)
     wm_seen: float = -math.inf  # the watermark the idle timer saw last, and when it last changed
     wm_moved: float = field(default_factory=time.monotonic)
+
+
+class ChangelogSource:
+    """Stands in for Faust's "current event" while a checkpoint writes the state table.
+
+    Faust sends a table write's changelog record to the partition of the event being processed
+    (``current_event().message.partition``); events delivered directly (streams/transport.py) have
+    no Faust event, so the partition's last delivered message takes its place.
+    """
+
+    __slots__ = ("message", "__weakref__")
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
 
 
 class TableTenants:
@@ -237,25 +251,31 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                                  watermark=None if wm == -math.inf else wm)
                     rt.idle_declared = rt.maybe_idle = idle
 
-    async def checkpoint(rt: PartitionRuntime, stream: faust.StreamT, offset: int) -> None:
+    async def checkpoint(rt: PartitionRuntime, offset: int) -> None:
         """Write changed tenants' snapshots and the covered offset, then ack the events they cover.
 
         Not for a runtime whose partition was revoked meanwhile (an event in flight during a rebalance):
         its events stay un-acked and go to the partition's next owner, which restores the last checkpoint.
         """
-        if runtimes.get(rt.partition) is not rt:
+        if runtimes.get(rt.partition) is not rt or not rt.pending:
             return
         await forward_summaries(rt, offset, flush=True)
         if runtimes.get(rt.partition) is not rt:
             return
-        det = rt.stage.detector
-        for tid in sorted(rt.stage.drain_dirty()):
-            if tid in det:
-                state[tid.encode()] = det.snapshot(tid)
-        state[checkpoint_key(rt.partition)] = orjson.dumps({"offset": offset, "meta": rt.stage.meta()})
+        source = ChangelogSource(rt.pending[-1])  # the changelog partition = the events partition
+        token = faust_current_event.set(weakref.ref(source))  # type: ignore[arg-type]
+        try:
+            det = rt.stage.detector
+            for tid in sorted(rt.stage.drain_dirty()):
+                if tid in det:
+                    state[tid.encode()] = det.snapshot(tid)
+            state[checkpoint_key(rt.partition)] = orjson.dumps({"offset": offset, "meta": rt.stage.meta()})
+        finally:
+            faust_current_event.reset(token)
         rt.checkpointed_offset = offset
-        for ev in rt.pending:
-            await stream.ack(ev)
+        ack = app.consumer.ack
+        for message in rt.pending:
+            ack(message)
         rt.pending.clear()
         rt.last_checkpoint = time.monotonic()
         metrics.CHECKPOINT_AGE.set(0)
@@ -342,30 +362,31 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         if msg.offset > rt.processed_offset + 1:
             await catch_up(stage, msg.topic, msg.partition, rt.processed_offset + 1, msg.offset, apply)
 
-    @app.agent(events_topic, name="distillguard.detect")
-    async def detect(stream: faust.StreamT) -> None:
-        manual = stream.noack()
-        cap_on = settings.max_tenants_in_memory > 0
-        async for event in manual.events():
-            msg = event.message
-            rt = runtime(msg.partition, msg.offset)
-            rt.stream = manual
-            async with rt.work_lock:  # (a quiet partition's timer checkpoint holds it: see checkpoint_quiet)
-                rt.pending.append(event)
-                rt.last_offset = max(rt.last_offset, msg.offset)
-                if msg.offset <= rt.processed_offset:
-                    continue  # part of the restored state, or processed already (a delivery from before a seek)
-                if rt.resuming:
-                    await resume(rt, "tenant", msg, lambda r, rt=rt, topic=msg.topic: handle(
-                        rt, r.value or b"", r.key, (topic, rt.partition, r.offset), None))
-                data = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
-                await handle(rt, data, event.key, (msg.topic, msg.partition, msg.offset), msg.timestamp or None)
-                if (len(rt.pending) >= settings.checkpoint_events
-                        or time.monotonic() - rt.last_checkpoint >= settings.checkpoint_seconds
-                        # tenants only leave memory after a checkpoint: one that a partition's growth (new tenants,
-                        # and evicted ones restored to close a window) calls for keeps the cap's overshoot bounded
-                        or (cap_on and len(rt.stage.detector) - rt.tenants_at_checkpoint >= settings.checkpoint_events)):
-                    await checkpoint(rt, manual, msg.offset)
+    cap_on = settings.max_tenants_in_memory > 0
+
+    async def detect(msg: Any) -> None:
+        """One events-topic message, delivered directly by the consumer (streams/transport.py, ``direct``):
+        Faust's per-message stream machinery cost more than the detection itself."""
+        rt = runtime(msg.partition, msg.offset)
+        async with rt.work_lock:  # (a quiet partition's timer checkpoint holds it: see checkpoint_quiet)
+            rt.pending.append(msg)
+            rt.last_offset = max(rt.last_offset, msg.offset)
+            if msg.offset <= rt.processed_offset:
+                return  # part of the restored state, or processed already (a delivery from before a seek)
+            if rt.resuming:
+                await resume(rt, "tenant", msg, lambda r, rt=rt, topic=msg.topic: handle(
+                    rt, r.value or b"", r.key, (topic, rt.partition, r.offset), None))
+            data = msg.value if isinstance(msg.value, bytes) else bytes(msg.value or b"")
+            await handle(rt, data, msg.key, (msg.topic, msg.partition, msg.offset), msg.timestamp or None)
+            if (len(rt.pending) >= settings.checkpoint_events
+                    or time.monotonic() - rt.last_checkpoint >= settings.checkpoint_seconds
+                    # tenants only leave memory after a checkpoint: one that a partition's growth (new tenants,
+                    # and evicted ones restored to close a window) calls for keeps the cap's overshoot bounded
+                    or (cap_on and len(rt.stage.detector) - rt.tenants_at_checkpoint >= settings.checkpoint_events)):
+                await checkpoint(rt, msg.offset)
+
+    app.topics.add(events_topic)  # subscribed, but delivered to ``detect`` without a Faust stream
+    cast(Transport, app.transport).direct[events_topic.get_topic_name()] = detect
 
     async def checkpoint_quiet(rt: PartitionRuntime) -> None:
         """Checkpoint a partition with un-checkpointed events whose last checkpoint is ``checkpoint_seconds``
@@ -374,21 +395,14 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         tenants in memory until its next event.
 
         Between two events of the partition (``work_lock``), so no event is half processed: the state
-        written covers every event up to ``processed_offset``, alerts included. Faust writes a table's
-        changelog to the partition of the event being processed; the partition's last delivered event
-        stands in for it here.
+        written covers every event up to ``processed_offset``, alerts included.
         """
-        if (not rt.pending or rt.stream is None or rt.work_lock.locked()
+        if (not rt.pending or rt.work_lock.locked()
                 or time.monotonic() - rt.last_checkpoint < settings.checkpoint_seconds):
             return
         async with rt.work_lock:
-            if not rt.pending or runtimes.get(rt.partition) is not rt:
-                return
-            token = faust_current_event.set(weakref.ref(rt.pending[-1]))
-            try:
-                await checkpoint(rt, rt.stream, rt.processed_offset)
-            finally:
-                faust_current_event.reset(token)
+            if rt.pending and runtimes.get(rt.partition) is rt:
+                await checkpoint(rt, rt.processed_offset)
 
     @app.agent(feedback_topic, name="distillguard.feedback-rekey")
     async def rekey_feedback(stream: faust.StreamT) -> None:

@@ -17,6 +17,16 @@ instead of four tasks), so the agent and rebalance callbacks interleave with
 delivery as they did. Everything else (read offsets, gaps, periodic commits)
 is Faust 0.15's loop unchanged.
 
+Topics registered in :attr:`Transport.direct` skip Faust's delivery altogether: their messages go
+from the fetch straight to a handler coroutine, awaited inline in this loop, which yields to the
+event loop only every ``DIRECT_YIELD_EVERY`` messages. Why: Faust's conductor, channel queue and
+stream cost about 100 microseconds of CPU per message, which capped a worker at a few thousand
+events per second whatever the detection cost (docs/BENCHMARKS.md). A direct handler acks its
+messages itself (``Consumer.ack``) once its state covers them; offsets are committed from those acks
+exactly as for a stream's. It is not raced against ``suspend_flow``: a rebalance waits neither for
+it nor for streams (``stream_wait_empty`` is off), and a handler that finishes an event of a revoked
+partition leaves it un-acked for the next owner.
+
 Two at-least-once holes of Faust's rebalance are closed here (docs/RELIABILITY.md,
 "Resuming a partition past its checkpoint"); both were seen in the hand-over test's
 worker logs. A partition without a committed offset is not sought at all, so it
@@ -32,13 +42,16 @@ the committed offsets came in between (it supersedes them).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine, Generator
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator
 from typing import Any, ClassVar, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TP, ConsumerT
+from faust.types import TP, ConsumerT, Message
 from mode import Service, ServiceT
+
+DirectHandler = Callable[[Message], Coroutine[Any, Any, None]]
+DIRECT_YIELD_EVERY = 64  # direct messages between two yields to the event loop (timers, rebalance callbacks)
 
 
 class _Continue:
@@ -139,6 +152,8 @@ class Consumer(faust_aiokafka.Consumer):
         commit_every = self._commit_every
         acks_enabled_for = self.app.topics.acks_enabled_for
         deliver = self._deliver
+        direct: dict[str, DirectHandler] = cast(Transport, self.transport).direct
+        n_direct = 0
 
         sleep = asyncio.sleep
 
@@ -152,8 +167,16 @@ class Consumer(faust_aiokafka.Consumer):
                     async for tp, message in ait:
                         # back to the loop once per message, as Faust's per-message wait did: the agent, the
                         # rebalance callbacks and timers interleave with delivery as before (a sleep(0) costs a
-                        # few microseconds, the four tasks it replaces tens)
-                        await sleep(0)
+                        # few microseconds, the four tasks it replaces tens); once every DIRECT_YIELD_EVERY
+                        # for a direct topic, whose handler runs here and needs no other task to progress
+                        handler = direct.get(tp.topic)
+                        if handler is None:
+                            await sleep(0)
+                        else:
+                            n_direct += 1
+                            if n_direct >= DIRECT_YIELD_EVERY:
+                                n_direct = 0
+                                await sleep(0)
                         if flow_suspended():
                             # a rebalance is on: deliver nothing more of this fetch, and remember where each
                             # partition stopped (perform_seek seeks every partition again; a record fetched
@@ -174,7 +197,10 @@ class Consumer(faust_aiokafka.Consumer):
                             if commit_every is not None and self._n_acked >= commit_every:
                                 self._n_acked = 0
                                 await self.commit()
-                            await deliver(callback(message))
+                            if handler is None:
+                                await deliver(callback(message))
+                            else:
+                                await handler(message)
                             set_read_offset(tp, offset)
                         else:
                             self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value)
@@ -197,7 +223,16 @@ class Consumer(faust_aiokafka.Consumer):
 
 
 class Transport(faust_aiokafka.Transport):
-    """Faust's aiokafka transport with :class:`Consumer`; producers and admin calls are Faust's own."""
+    """Faust's aiokafka transport with :class:`Consumer`; producers and admin calls are Faust's own.
+
+    ``direct``: topic name -> handler for topics delivered without Faust's streams (see the module
+    docstring). Such a topic must still be subscribed (``app.topics.add``) for its partitions to be
+    assigned, and its handler must ack every message it is done with.
+    """
 
     Consumer: ClassVar[type[ConsumerT]] = Consumer
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.direct: dict[str, DirectHandler] = {}
 
