@@ -364,10 +364,34 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
 
     cap_on = settings.max_tenants_in_memory > 0
 
-    async def detect(msg: Any) -> None:
+    async def detect(msg: Any) -> int | None:
         """One events-topic message, delivered directly by the consumer (streams/transport.py, ``direct``):
-        Faust's per-message stream machinery cost more than the detection itself."""
+        Faust's per-message stream machinery cost more than the detection itself.
+
+        Returns None, or (after a failure) the offset the partition must be delivered again from.
+        """
         rt = runtime(msg.partition, msg.offset)
+        try:
+            await detect_one(rt, msg)
+        except Exception as exc:  # noqa: BLE001 - e.g. a send that failed: start the partition again
+            return await restart_partition(rt, msg, exc)
+        return None
+
+    async def restart_partition(rt: PartitionRuntime, msg: Any, exc: Exception) -> int:
+        """Drop a partition's runtime after a failure that left an event half done (its alerts or
+        summaries maybe unsent), and have the consumer deliver the partition again from its last
+        checkpoint: a new runtime restores that checkpoint, so nothing un-acked is lost or counted twice
+        (alert ids are deterministic). Waits a second first, so a failure that persists (a broker
+        outage) does not spin."""
+        log.error("partition_restarted", partition=rt.partition, offset=msg.offset,
+                  error=f"{type(exc).__name__}: {str(exc)[:200]}", redeliver_from=rt.checkpointed_offset + 1)
+        if runtimes.get(rt.partition) is rt:
+            del runtimes[rt.partition]
+        await asyncio.sleep(1.0)
+        return rt.checkpointed_offset + 1
+
+    async def detect_one(rt: PartitionRuntime, msg: Any) -> None:
+        """The work of :func:`detect` for one message of the partition's runtime."""
         async with rt.work_lock:  # (a quiet partition's timer checkpoint holds it: see checkpoint_quiet)
             rt.pending.append(msg)
             rt.last_offset = max(rt.last_offset, msg.offset)

@@ -23,7 +23,9 @@ event loop only every ``DIRECT_YIELD_EVERY`` messages. Why: Faust's conductor, c
 stream cost about 100 microseconds of CPU per message, which capped a worker at a few thousand
 events per second whatever the detection cost (docs/BENCHMARKS.md). A direct handler acks its
 messages itself (``Consumer.ack``) once its state covers them; offsets are committed from those acks
-exactly as for a stream's. It is not raced against ``suspend_flow``: a rebalance waits neither for
+exactly as for a stream's. A handler that cannot finish a message returns the offset to deliver its
+partition again from (it has dropped what it built since): the partition is sought back there, as
+for records skipped during a rebalance, and nothing un-acked is lost. It is not raced against ``suspend_flow``: a rebalance waits neither for
 it nor for streams (``stream_wait_empty`` is off), and a handler that finishes an event of a revoked
 partition leaves it un-acked for the next owner.
 
@@ -50,7 +52,8 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, ConsumerT, Message
 from mode import Service, ServiceT
 
-DirectHandler = Callable[[Message], Coroutine[Any, Any, None]]
+# returns None, or the offset from which the message's partition must be delivered again
+DirectHandler = Callable[[Message], Coroutine[Any, Any, "int | None"]]
 DIRECT_YIELD_EVERY = 64  # direct messages between two yields to the event loop (timers, rebalance callbacks)
 
 
@@ -200,10 +203,14 @@ class Consumer(faust_aiokafka.Consumer):
                             if handler is None:
                                 await deliver(callback(message))
                             else:
-                                await handler(message)
+                                again = await handler(message)
+                                if again is not None:  # sought back before the next message (below)
+                                    self._note_skipped(tp, again)
                             set_read_offset(tp, offset)
                         else:
                             self.log.dev("DROPPED MESSAGE ROFF %r: k=%r v=%r", offset, message.key, message.value)
+                    if self._skipped and not flow_suspended():  # (a redelivery asked for by the fetch's last message)
+                        await self._rewind_skipped()
                     unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
