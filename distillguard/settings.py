@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     checkpoint_events: int = Field(2000, ge=1, description="checkpoint a partition's changed tenants after this many events")
     checkpoint_seconds: float = Field(5.0, gt=0, description="... or after this much wall time")
     idle_partition_seconds: float = Field(30.0, gt=0, description="a partition its worker finds caught up and without watermark progress this long is declared idle and stops holding back cluster windows")
+    state_chunk_bytes: int = Field(512 * 1024, ge=1024, le=1_000_000, description="largest record a worker writes to a state changelog: the cluster stage's checkpoint is split into records of at most this size (Faust's producer refuses records over 1,000,000 bytes, brokers over message.max.bytes)")
 
     # alert delivery: notification policy and webhook sink (see docs/DELIVERY.md)
     notifications_topic: str = Field("extraction.notifications", description="what pages humans: alerts after inhibition, repeats")

@@ -53,7 +53,7 @@ from distillguard.settings import Settings
 from schemas import DecodeError
 from schemas.dead_letter import dead_letter_record
 from schemas.formats import ALERT_MAPPERS
-from streams import metrics
+from streams import chunked, metrics
 from streams.catchup import read_range
 from streams.ingest import make_codec
 from streams.transport import Transport
@@ -65,7 +65,9 @@ SUMMARY_BATCH = 100  # summaries a message (~2.5 KB each): well below Kafka's 1 
 ROCKSDB_OPTIONS = {"write_buffer_size": 4 << 20, "max_write_buffer_number": 2, "block_cache_size": 16 << 20,
                    "block_cache_compressed_size": 4 << 20}
 CHECKPOINT_KEY = b"__checkpoint__"  # per partition: covered offset and stage metadata
-CLUSTER_KEY = b"cluster"  # the cluster stage's checkpoint: u32 length + JSON {offset, source_wm, idle_until, applied} + snapshot
+# the cluster stage's checkpoint: u32 length + JSON {offset, source_wm, idle_until, applied} + snapshot, in
+# records of at most ``state_chunk_bytes`` (streams/chunked.py: it outgrows one Kafka record)
+CLUSTER_KEY = b"cluster"
 
 
 @dataclass
@@ -465,7 +467,11 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         """The cluster stage, restored once from its checkpoint when this worker takes the summary topic."""
         if not cluster.restored:
             cluster.restored = True
-            blob = cluster_state.get(CLUSTER_KEY)
+            try:
+                blob = chunked.read(cluster_state, CLUSTER_KEY)
+            except chunked.ChunkError as exc:  # a changelog cut short: start empty, say so
+                log.error("cluster_state_discarded", reason=str(exc))
+                blob = None
             if blob is not None:
                 doc_len = int.from_bytes(blob[:4], "big")
                 doc = orjson.loads(blob[4:4 + doc_len])
@@ -485,7 +491,8 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         """Write the cluster stage and the covered offset, then ack what it covers (as for tenant state)."""
         doc = orjson.dumps({"offset": offset, **crt.sources.to_doc(),
                             "applied": {str(p): list(seq) for p, seq in crt.applied.items()}})
-        cluster_state[CLUSTER_KEY] = len(doc).to_bytes(4, "big") + doc + crt.stage.snapshot()
+        chunked.write(cluster_state, CLUSTER_KEY, len(doc).to_bytes(4, "big") + doc + crt.stage.snapshot(),
+                      settings.state_chunk_bytes)
         crt.checkpointed_offset = offset
         for ev in crt.pending:
             await stream.ack(ev)

@@ -304,8 +304,14 @@ def produce_feedback(bootstrap: str, topic: str, record: dict) -> None:
 
 
 def test_cluster_stage_state_survives_a_worker_handover(expected, kafka_env, worker_factory):
-    """The cluster stage's checkpoint moves with the summary topic: cluster alerts equal a clean run's."""
+    """The cluster stage's checkpoint moves with the summary topic: cluster alerts equal a clean run's.
+
+    With records of at most 1 KiB (``state_chunk_bytes``) the checkpoint is written as many chunks, as a
+    large one is in production (above ~1 MB a single record was refused and the worker crashed), and the
+    second worker restores it from them.
+    """
     events, reference = expected
+    kafka_env = dict(kafka_env, DISTILLGUARD_STATE_CHUNK_BYTES="1024")
     bootstrap, topic = kafka_env["DISTILLGUARD_BOOTSTRAP_SERVERS"], kafka_env["DISTILLGUARD_EVENTS_TOPIC"]
     first = worker_factory(kafka_env, "first")
     first.wait_ready()
@@ -326,6 +332,9 @@ def test_cluster_stage_state_survives_a_worker_handover(expected, kafka_env, wor
     assert got == want
     restored = [orjson.loads(line) for line in second.log_text().splitlines() if '"cluster_stage_started"' in line]
     assert restored and restored[0]["checkpointed_offset"] >= 0, "the second worker restored the first one's checkpoint"
+    changelog = read_topic(bootstrap, f"{kafka_env['DISTILLGUARD_APP_ID']}-cluster-state-changelog")
+    assert max(len(r.value) for r in changelog if r.value) <= 1024
+    assert max(int(r.key.rsplit(b"/", 1)[1]) for r in changelog if r.key.count(b"/") == 2) >= 2, "checkpoints of 3+ chunks"
 
 
 def wait_for_checkpoint(bootstrap: str, changelog: str, timeout: float = 60) -> None:
