@@ -25,9 +25,9 @@ events per second whatever the detection cost (docs/BENCHMARKS.md). A direct han
 messages itself (``Consumer.ack``) once its state covers them; offsets are committed from those acks
 exactly as for a stream's. A handler that cannot finish a message returns the offset to deliver its
 partition again from (it has dropped what it built since): the partition is sought back there, as
-for records skipped during a rebalance, and nothing un-acked is lost. It is not raced against ``suspend_flow``: a rebalance waits neither for
-it nor for streams (``stream_wait_empty`` is off), and a handler that finishes an event of a revoked
-partition leaves it un-acked for the next owner.
+for records skipped during a rebalance, and nothing un-acked is lost. A handler is not raced against
+``suspend_flow``: a rebalance waits neither for it nor for streams (``stream_wait_empty`` is off),
+and a handler that finishes an event of a revoked partition leaves it un-acked for the next owner.
 
 Two at-least-once holes of Faust's rebalance are closed here (docs/RELIABILITY.md,
 "Resuming a partition past its checkpoint"); both were seen in the hand-over test's
