@@ -1,9 +1,9 @@
-"""The streaming topology: Faust agents around the pure detection stages.
+"""The streaming topology: a direct handler and Faust agents around the pure detection stages.
 
 Per events-topic partition (key = tenant_id) the owning worker runs one
-:class:`detectors.stages.TenantStage`, fed by :func:`detect`, a handler the consumer calls with each
-events message directly (streams/transport.py, ``Transport.direct``: no Faust stream). Tenant state is checkpointed as the
-engine's snapshot bytes into the changelog-backed table ``tenant-state`` every
+:class:`detectors.stages.TenantStage`, fed by ``detect``, a handler the consumer calls with each
+events message directly (streams/transport.py, ``Transport.direct``: no Faust stream). Tenant
+state is checkpointed as the engine's snapshot bytes into the changelog-backed table ``tenant-state`` every
 ``checkpoint_events`` events or ``checkpoint_seconds`` of wall time, together
 with the partition's checkpointed offset; events are acked (so their offsets
 become committable) only after the checkpoint that covers them. After a crash
