@@ -7,14 +7,53 @@ attacker-controlled string never becomes a label.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import math
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+
+
+class LoopHistogram:
+    """A histogram observed from the event loop's thread only, exported by a custom collector.
+
+    Why: ``prometheus_client.Histogram.observe`` takes two locks per observation (sum and bucket),
+    about 7 % of a worker's CPU when observed for every event. Here an observation is a list update
+    and the cumulative buckets are built when ``/metrics`` is scraped (same thread: Faust's web
+    server runs on the worker's event loop). Same names and ``le`` labels as a ``Histogram``.
+    """
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float], registry: CollectorRegistry) -> None:
+        self.name, self.documentation = name, documentation
+        self.bounds = sorted(float(b) for b in buckets if b != math.inf)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last one: above every bound (+Inf)
+        self.sum = 0.0
+        registry.register(self)
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # the first bucket whose bound is >= value
+        self.sum += value
+
+    def describe(self) -> Iterator[HistogramMetricFamily]:
+        yield HistogramMetricFamily(self.name, self.documentation)
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family, total, buckets = HistogramMetricFamily(self.name, self.documentation), 0, []
+        for bound, count in zip([*self.bounds, math.inf], self.counts, strict=True):
+            total += count
+            buckets.append((floatToGoString(bound), total))
+        family.add_metric([], buckets, sum_value=self.sum)
+        yield family
+
 
 EVENTS = Counter("distillguard_events", "usage events consumed, by result", ["result"], registry=REGISTRY)
 DLQ = Counter("distillguard_dead_letters", "inputs sent to the dead-letter topic, by reason kind", ["reason"], registry=REGISTRY)
 ALERTS = Counter("distillguard_alerts", "alerts produced", ["kind", "severity", "status"], registry=REGISTRY)
-LATENCY = Histogram(
+LATENCY = LoopHistogram(
     "distillguard_processing_seconds",
     "time from an event's append to the end of its processing (wall clock)",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
