@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -61,5 +62,25 @@ def delete_topics(settings: Settings, names: list[str]) -> None:
         present = [n for n in names if n in set(admin.list_topics())]
         if present:
             admin.delete_topics(present)
+    finally:
+        admin.close()
+
+
+def wait_for_topics(settings: Settings, names: list[str], timeout: float) -> list[str]:
+    """Wait until the broker's metadata lists every topic in ``names``; returns those still missing.
+
+    Why: a worker's consumer group assigns only the topics its leader finds in the metadata. A topic
+    created just before the group forms (Faust declares its internal topics right before it
+    subscribes) can be missing there; it is then left unassigned until the next metadata refresh,
+    up to five minutes later.
+    """
+    admin = KafkaAdminClient(client_id="distillguard-admin", **kafka_python_config(settings))
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            missing = sorted(set(names) - set(admin.list_topics()))
+            if not missing or time.monotonic() >= deadline:
+                return missing
+            time.sleep(0.2)
     finally:
         admin.close()

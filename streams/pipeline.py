@@ -56,7 +56,7 @@ from schemas.formats import ALERT_MAPPERS
 from streams import chunked, metrics
 from streams.catchup import read_range
 from streams.ingest import make_codec
-from streams.transport import Transport
+from streams.transport import Consumer, Transport
 from streams.watermarks import SourceWatermarks
 
 log = get_logger(__name__)
@@ -93,6 +93,7 @@ class PartitionRuntime:
     maybe_idle: bool = True  # the cluster stage may hold it idle (a previous owner's declaration, or ours)
     wm_seen: float = -math.inf  # the watermark the idle timer saw last, and when it last changed
     wm_moved: float = field(default_factory=time.monotonic)
+    last_delivery: float = field(default_factory=time.monotonic)  # when the consumer last handed it a message
 
 
 class ChangelogSource:
@@ -378,6 +379,8 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             await detect_one(rt, msg)
         except Exception as exc:  # noqa: BLE001 - e.g. a send that failed: start the partition again
             return await restart_partition(rt, msg, exc)
+        finally:
+            rt.last_delivery = time.monotonic()
         return None
 
     async def restart_partition(rt: PartitionRuntime, msg: Any, exc: Exception) -> int:
@@ -600,6 +603,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                 continue
             rt = runtime(tp.partition)
             await checkpoint_quiet(rt)
+            redeliver_if_stalled(tp, rt, now)
             wm = rt.stage.watermark
             if wm != rt.wm_seen:
                 rt.wm_seen, rt.wm_moved = wm, now
@@ -608,6 +612,24 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             caught_up = highwater is not None and max(rt.last_offset, rt.processed_offset) + 1 >= highwater
             if caught_up and now - rt.wm_moved >= idle_s:
                 await forward_summaries(rt, rt.processed_offset, idle=True)
+
+    def redeliver_if_stalled(tp: Any, rt: PartitionRuntime, now: float) -> None:
+        """Have the consumer deliver a partition again from its next offset if it is behind its log and
+        has had no message for ``idle_partition_seconds`` while no partition's event is being handled.
+
+        Why: in one CI-sized run (two test processes) a worker's two slowest-starting partitions
+        stopped getting messages right after their catch-up, with 1,551 events left, for minutes and
+        with no error logged; the cause was not found. Seeking the partition back to the offset after
+        what it processed costs nothing when all is well (deliveries at or below it are skipped).
+        """
+        highwater = app.consumer.highwater(tp)
+        behind = highwater is not None and max(rt.last_offset, rt.processed_offset) + 1 < highwater
+        busy = any(r.work_lock.locked() for r in runtimes.values())  # (a long catch-up holds every partition up)
+        if behind and not busy and now - rt.last_delivery >= idle_s:
+            log.warning("partition_stalled", partition=rt.partition, next_offset=rt.processed_offset + 1,
+                        highwater=highwater, silent_seconds=round(now - rt.last_delivery, 1))
+            cast(Consumer, app.consumer).redeliver(tp, max(rt.processed_offset + 1, 0))
+            rt.last_delivery = now  # (once per silence: the next check waits as long again)
 
     async def withdraw_idle(rt: PartitionRuntime) -> None:
         """Give up this worker's idle declaration of a partition it hands over, so the cluster stage waits

@@ -44,7 +44,7 @@ the committed offsets came in between (it supersedes them).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable
 from typing import Any, ClassVar, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -52,9 +52,15 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, ConsumerT, Message
 from mode import Service, ServiceT
 
+from distillguard.logs import get_logger
+from streams.admin import wait_for_topics
+
+log = get_logger(__name__)
+
 # returns None, or the offset from which the message's partition must be delivered again
 DirectHandler = Callable[[Message], Coroutine[Any, Any, "int | None"]]
 DIRECT_YIELD_EVERY = 64  # direct messages between two yields to the event loop (timers, rebalance callbacks)
+TOPIC_WAIT_SECONDS = 30.0  # how long a subscription waits for its topics to reach the broker's metadata
 
 
 class _Continue:
@@ -102,6 +108,23 @@ class Consumer(faust_aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         self._skipped: dict[TP, int] = {}  # first record per partition not delivered while flow was suspended
 
+    async def subscribe(self, topics: Iterable[str]) -> None:
+        """Faust's subscribe, once every topic is in the broker's metadata (at most ``TOPIC_WAIT_SECONDS``).
+
+        Why: Faust declares its internal topics (cluster summaries, changelogs) just before it
+        subscribes. In a CI run the group leader assigned from metadata that did not list the new
+        cluster-summaries topic yet ("Ignoring missing topic"); the topic stayed unassigned until the
+        consumer's next metadata refresh (up to 5 minutes), so no cluster alert came at all.
+        """
+        names = list(topics)  # (Faust passes its topic -> channels index)
+        settings = getattr(self.app.conf, "distillguard", None)
+        if settings is not None and names:
+            missing = await asyncio.to_thread(wait_for_topics, settings, names, TOPIC_WAIT_SECONDS)
+            if missing:
+                log.warning("topics_missing_at_subscribe", topics=missing,
+                                             waited_seconds=TOPIC_WAIT_SECONDS)
+        await super().subscribe(names)
+
     async def perform_seek(self) -> None:
         """Faust's seek to the committed offsets, and to the log start for stream partitions without one.
 
@@ -115,6 +138,11 @@ class Consumer(faust_aiokafka.Consumer):
         if fresh:
             # seek_wait: through the consumer's own thread (as Faust's recovery seeks), and it resets the read offsets
             await self.seek_wait({tp: offset or 0 for tp, offset in (await self.earliest_offsets(*fresh)).items()})
+
+    def redeliver(self, tp: TP, offset: int) -> None:
+        """Deliver ``tp`` again from ``offset``: it is sought there before this fetch loop's next message
+        (or at the end of the current fetch), and what was fetched of it meanwhile is dropped."""
+        self._note_skipped(tp, offset)
 
     def _note_skipped(self, tp: TP, offset: int) -> None:
         if offset < self._skipped.get(tp, offset + 1):
