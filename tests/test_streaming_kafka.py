@@ -334,7 +334,9 @@ def test_cluster_stage_state_survives_a_worker_handover(expected, kafka_env, wor
     assert restored and restored[0]["checkpointed_offset"] >= 0, "the second worker restored the first one's checkpoint"
     changelog = read_topic(bootstrap, f"{kafka_env['DISTILLGUARD_APP_ID']}-cluster-state-changelog")
     assert max(len(r.value) for r in changelog if r.value) <= 1024
-    assert max(int(r.key.rsplit(b"/", 1)[1]) for r in changelog if r.key.count(b"/") == 2) >= 2, "checkpoints of 3+ chunks"
+    headers = [orjson.loads(r.value[4:]) for r in changelog if r.key == b"cluster" and r.value]  # b"DGCH" + JSON
+    assert headers and all(h["chunks"] == -(-h["bytes"] // 1024) for h in headers), headers
+    assert max(h["chunks"] for h in headers) >= 2, "a checkpoint written as more than one record"
 
 
 def wait_for_checkpoint(bootstrap: str, changelog: str, timeout: float = 60) -> None:
