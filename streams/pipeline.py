@@ -626,9 +626,10 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         behind = highwater is not None and max(rt.last_offset, rt.processed_offset) + 1 < highwater
         busy = any(r.work_lock.locked() for r in runtimes.values())  # (a long catch-up holds every partition up)
         if behind and not busy and now - rt.last_delivery >= idle_s:
+            reactivated = cast(Consumer, app.consumer).redeliver(tp, max(rt.processed_offset + 1, 0))
             log.warning("partition_stalled", partition=rt.partition, next_offset=rt.processed_offset + 1,
-                        highwater=highwater, silent_seconds=round(now - rt.last_delivery, 1))
-            cast(Consumer, app.consumer).redeliver(tp, max(rt.processed_offset + 1, 0))
+                        highwater=highwater, silent_seconds=round(now - rt.last_delivery, 1),
+                        was_inactive=reactivated)
             rt.last_delivery = now  # (once per silence: the next check waits as long again)
 
     async def withdraw_idle(rt: PartitionRuntime) -> None:

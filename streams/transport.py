@@ -139,10 +139,20 @@ class Consumer(faust_aiokafka.Consumer):
             # seek_wait: through the consumer's own thread (as Faust's recovery seeks), and it resets the read offsets
             await self.seek_wait({tp: offset or 0 for tp, offset in (await self.earliest_offsets(*fresh)).items()})
 
-    def redeliver(self, tp: TP, offset: int) -> None:
+    def redeliver(self, tp: TP, offset: int) -> bool:
         """Deliver ``tp`` again from ``offset``: it is sought there before this fetch loop's next message
-        (or at the end of the current fetch), and what was fetched of it meanwhile is dropped."""
+        (or at the end of the current fetch), and what was fetched of it meanwhile is dropped.
+
+        A partition that is assigned and not paused but missing from Faust's set of partitions it
+        returns records for (which would keep its fetch position where it is) is put back in it;
+        returns True if it was missing.
+        """
+        active = self._active_partitions
+        missing = active is not None and tp not in active and tp not in self._paused_partitions
+        if missing:
+            active.add(tp)
         self._note_skipped(tp, offset)
+        return missing
 
     def _note_skipped(self, tp: TP, offset: int) -> None:
         if offset < self._skipped.get(tp, offset + 1):
