@@ -282,7 +282,9 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             ack(message)
         rt.pending.clear()
         rt.last_checkpoint = time.monotonic()
-        metrics.CHECKPOINT_AGE.set(0)
+        # the oldest un-checkpointed work of any partition (0 only if none waits: other partitions may)
+        metrics.CHECKPOINT_AGE.set(max((rt.last_checkpoint - r.last_checkpoint for r in runtimes.values() if r.pending),
+                                       default=0.0))
         cap = settings.max_tenants_in_memory
         if cap:  # every tenant in memory is now in the table: the least recently seen may leave
             total = sum(len(r.stage.detector) for r in runtimes.values())
@@ -380,7 +382,10 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         except Exception as exc:  # noqa: BLE001 - e.g. a send that failed: start the partition again
             return await restart_partition(rt, msg, exc)
         finally:
-            rt.last_delivery = time.monotonic()
+            rt.last_delivery = now = time.monotonic()
+            # what a Faust stream would record: without it Faust's livelock check reports every events
+            # partition with a backlog as "Stream has not started processing" after 5 minutes
+            app.monitor.stream_inbound_time[msg.tp] = now
         return None
 
     async def restart_partition(rt: PartitionRuntime, msg: Any, exc: Exception) -> int:
