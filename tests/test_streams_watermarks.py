@@ -68,13 +68,28 @@ def test_an_owner_that_gives_a_partition_up_withdraws_its_declaration() -> None:
     assert s.combined(1.0) == 100.0
 
 
-def test_an_idle_declaration_counts_as_a_report_and_all_idle_closes_nothing() -> None:
+def test_an_idle_declaration_counts_as_a_report_and_all_idle_closes_at_the_started_clocks() -> None:
     s = SourceWatermarks(2, IDLE)
     s.report(0, None, True, 0.0)  # an empty partition: no clock, declared idle
     s.report(1, 300.0, False, 0.0)
     assert s.combined(0.0) == 300.0
     s.report(1, 300.0, True, 0.0)
-    assert s.combined(0.0) is None
+    assert s.combined(0.0) == 300.0  # every owner caught up: close what the started clocks cover
+
+
+def test_partitions_idle_before_the_last_one_reports_still_close_windows() -> None:
+    """A fast worker: its partitions finish and go idle before the empty ones are first declared idle.
+    (Returning None while all are idle left the cluster windows open for ever: a CI run failed on it.)"""
+    s = SourceWatermarks(3, IDLE)
+    s.report(0, 500.0, True, 0.0)
+    s.report(1, 400.0, True, 0.0)
+    assert s.combined(0.0) is None  # partition 2 has not reported yet
+    s.report(2, None, True, 0.0)  # the empty one, declared idle last
+    assert s.combined(0.0) == 400.0
+    empty = SourceWatermarks(2, IDLE)
+    empty.report(0, None, True, 0.0)
+    empty.report(1, None, True, 0.0)
+    assert empty.combined(0.0) is None  # no clock started anywhere: nothing to close
     # a clock-less partition whose declaration lapsed holds everything back (delay, never a lost summary)
     assert s.combined(IDLE + 1) == -math.inf
 
