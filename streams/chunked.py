@@ -28,20 +28,24 @@ def _chunk_key(key: bytes, generation: int, index: int) -> bytes:
     return b"%s/%d/%d" % (key, generation, index)
 
 
-def read_header(table: MutableMapping[bytes, bytes], key: bytes) -> dict | None:
-    """The header under ``key`` (``generation``, ``chunks``, ``bytes``), or None (no value, or a single-record one)."""
-    value = table.get(key)
+def _header(value: bytes | None) -> dict | None:
+    """A stored value's header (``generation``, ``chunks``, ``bytes``), or None (no value, or a single-record one)."""
     if value is None or not value.startswith(MAGIC):
         return None
     return orjson.loads(value[len(MAGIC):])
 
 
+def read_header(table: MutableMapping[bytes, bytes], key: bytes) -> dict | None:
+    """The header under ``key``, or None (no value, or a single-record one)."""
+    return _header(table.get(key))
+
+
 def read(table: MutableMapping[bytes, bytes], key: bytes) -> bytes | None:
     """The value stored under ``key`` (chunked or single-record), or None; :class:`ChunkError` if a chunk is missing."""
     value = table.get(key)
-    if value is None or not value.startswith(MAGIC):
+    head = _header(value)
+    if head is None:
         return value
-    head = orjson.loads(value[len(MAGIC):])
     parts = []
     for i in range(int(head["chunks"])):
         part = table.get(_chunk_key(key, int(head["generation"]), i))

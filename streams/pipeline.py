@@ -93,7 +93,8 @@ class PartitionRuntime:
     maybe_idle: bool = True  # the cluster stage may hold it idle (a previous owner's declaration, or ours)
     wm_seen: float = -math.inf  # the watermark the idle timer saw last, and when it last changed
     wm_moved: float = field(default_factory=time.monotonic)
-    last_delivery: float = field(default_factory=time.monotonic)  # when the consumer last handed it a message
+    delivered_seen: int = -1  # the last delivered offset the upkeep timer saw, and when it last changed
+    delivered_moved: float = field(default_factory=time.monotonic)
 
 
 class ChangelogSource:
@@ -255,6 +256,10 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                                  watermark=None if wm == -math.inf else wm)
                     rt.idle_declared = rt.maybe_idle = idle
 
+    def checkpoint_age(now: float) -> float:
+        """Age of the oldest un-checkpointed work of any partition (0 when none waits)."""
+        return max((now - r.last_checkpoint for r in runtimes.values() if r.pending), default=0.0)
+
     async def checkpoint(rt: PartitionRuntime, offset: int) -> None:
         """Write changed tenants' snapshots and the covered offset, then ack the events they cover.
 
@@ -283,8 +288,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         rt.pending.clear()
         rt.last_checkpoint = time.monotonic()
         # the oldest un-checkpointed work of any partition (0 only if none waits: other partitions may)
-        metrics.CHECKPOINT_AGE.set(max((rt.last_checkpoint - r.last_checkpoint for r in runtimes.values() if r.pending),
-                                       default=0.0))
+        metrics.CHECKPOINT_AGE.set(checkpoint_age(rt.last_checkpoint))
         cap = settings.max_tenants_in_memory
         if cap:  # every tenant in memory is now in the table: the least recently seen may leave
             total = sum(len(r.stage.detector) for r in runtimes.values())
@@ -381,11 +385,6 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             await detect_one(rt, msg)
         except Exception as exc:  # noqa: BLE001 - e.g. a send that failed: start the partition again
             return await restart_partition(rt, msg, exc)
-        finally:
-            rt.last_delivery = now = time.monotonic()
-            # what a Faust stream would record: without it Faust's livelock check reports every events
-            # partition with a backlog as "Stream has not started processing" after 5 minutes
-            app.monitor.stream_inbound_time[msg.tp] = now
         return None
 
     async def restart_partition(rt: PartitionRuntime, msg: Any, exc: Exception) -> int:
@@ -574,8 +573,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             tp = next((t for t in app.consumer.assignment() if t.topic == settings.events_topic and t.partition == p), None)
             if tp is not None:
                 metrics.LAG.labels(partition=str(p)).set(max(0, app.consumer.highwater(tp) - rt.last_offset - 1))
-        pending = [now - rt.last_checkpoint for rt in runtimes.values() if rt.pending]
-        metrics.CHECKPOINT_AGE.set(max(pending) if pending else 0.0)
+        metrics.CHECKPOINT_AGE.set(checkpoint_age(now))
         metrics.TENANTS.set(sum(len(rt.stage.detector) for rt in runtimes.values()))
         metrics.IDLE_PARTITIONS.set(sum(rt.idle_declared for rt in runtimes.values()))
         for rt in list(runtimes.values()):  # detector counters -> metric increments since the last report
@@ -627,15 +625,21 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         with no error logged; the cause was not found. Seeking the partition back to the offset after
         what it processed costs nothing when all is well (deliveries at or below it are skipped).
         """
+        if rt.last_offset != rt.delivered_seen:  # (tracked here, at the timer's pace, not per event)
+            rt.delivered_seen, rt.delivered_moved = rt.last_offset, now
+            # what a Faust stream would record: without it Faust's livelock check reports every events
+            # partition with a backlog as "Stream has not started processing" after 5 minutes
+            app.monitor.stream_inbound_time[tp] = now
+            return
         highwater = app.consumer.highwater(tp)
         behind = highwater is not None and max(rt.last_offset, rt.processed_offset) + 1 < highwater
         busy = any(r.work_lock.locked() for r in runtimes.values())  # (a long catch-up holds every partition up)
-        if behind and not busy and now - rt.last_delivery >= idle_s:
+        if behind and not busy and now - rt.delivered_moved >= idle_s:
             reactivated = cast(Consumer, app.consumer).redeliver(tp, max(rt.processed_offset + 1, 0))
             log.warning("partition_stalled", partition=rt.partition, next_offset=rt.processed_offset + 1,
-                        highwater=highwater, silent_seconds=round(now - rt.last_delivery, 1),
+                        highwater=highwater, silent_seconds=round(now - rt.delivered_moved, 1),
                         was_inactive=reactivated)
-            rt.last_delivery = now  # (once per silence: the next check waits as long again)
+            rt.delivered_moved = now  # (once per silence: the next check waits as long again)
 
     async def withdraw_idle(rt: PartitionRuntime) -> None:
         """Give up this worker's idle declaration of a partition it hands over, so the cluster stage waits
