@@ -33,13 +33,23 @@ COT_PATTERNS: dict[str, str] = {
     r"(reasoning|work|thinking|thought|steps|derivation)|explain\s+(your|the)\s+reasoning|chain[\s-]*of[\s-]*thought"
     r"|let'?s\s+think|reason\s+(carefully|step|through)|walk\s+me\s+through|(hidden|internal|inner|full|raw)\s+"
     r"(reasoning|thoughts?|thinking|monologue)|thought\s+process|reasoning\s+(trace|process|steps)|scratch\s?pad"
-    r"|before\s+(you\s+)?answer(ing)?,?\s+(think|reason|explain)",
+    r"|before\s+(you\s+)?answer(ing)?,?\s+(think|reason|explain)|(each|every|all)\s+(the\s+)?steps?\s+of\s+(your|the)\s+"
+    r"(reasoning|thinking|work|solution|derivation|proof)|(show|explain|detail|write\s+out|justify)\s+(me\s+)?"
+    r"(each|every|all)\s+(of\s+)?(the\s+|your\s+)?(intermediate\s+)?steps?|intermediate\s+(reasoning|steps|thoughts)"
+    r"|(don'?t|do\s+not|never)\s+skip\s+(any\s+)?steps|(full|complete|entire)\s+(reasoning|derivation|chain\s+of\s+thought)",
     "es": r"paso\s+a\s+paso|(muestra|explica|detalla)\w*\s+(tu|su|el)\s+razonamiento|razona\w*\s+(con\s+cuidado|paso)"
-    r"|proceso\s+de\s+pensamiento|cadena\s+de\s+pensamiento|piensa\s+(detenidamente|con\s+calma)",
+    r"|proceso\s+de\s+pensamiento|cadena\s+de\s+pensamiento|piensa\s+(detenidamente|con\s+calma)"
+    r"|(cada|todos\s+los)\s+pasos?\s+de\s+(tu|su|el)\s+razonamiento|razonamiento\s+(completo|detallado)"
+    r"|pasos\s+intermedios|no\s+(te\s+)?saltes\s+(ning[úu]n\s+)?paso",
     "fr": r"[ée]tape\s+par\s+[ée]tape|(montre|explique|d[ée]taille)\w*\s+(ton|votre|le)\s+raisonnement"
-    r"|raisonne\w*\s+(pas\s+[àa]\s+pas|[ée]tape)|cha[iî]ne\s+de\s+pens[ée]e|processus\s+de\s+r[ée]flexion|pas\s+[àa]\s+pas",
+    r"|raisonne\w*\s+(pas\s+[àa]\s+pas|[ée]tape)|cha[iî]ne\s+de\s+pens[ée]e|processus\s+de\s+r[ée]flexion|pas\s+[àa]\s+pas"
+    r"|(chaque|toutes\s+les)\s+[ée]tapes?\s+de\s+(ton|votre|le)\s+raisonnement|raisonnement\s+(complet|d[ée]taill[ée])"
+    r"|[ée]tapes\s+interm[ée]diaires",
     "de": r"schritt\s+f[üu]r\s+schritt|schrittweise|(zeig|erkl[äa]r)\w*\s+(mir\s+)?(deinen|ihren|den)\s+"
-    r"(l[öo]sungsweg|gedankengang|denkprozess)|denk\w*\s+(gr[üu]ndlich\s+)?nach|gedankenkette|begr[üu]nde\s+jeden\s+schritt",
+    r"(l[öo]sungsweg|gedankengang|denkprozess)|denk\w*\s+(gr[üu]ndlich\s+)?nach|gedankenkette|begr[üu]nde\s+jeden\s+schritt"
+    r"|jede[nr]?\s+schritt\s+(deiner|ihrer|der|des)\s+(\w+\s+)?([üu]berlegung|argumentation|herleitung|l[öo]sung)"
+    r"|(deine|ihre)\s+(vollst[äa]ndige|komplette|ganze)\s+(begr[üu]ndung|[üu]berlegung|herleitung|argumentation)"
+    r"|zwischenschritte",
     "pt": r"passo\s+a\s+passo|(mostre|explique|detalhe)\w*\s+(seu|o\s+seu|o)\s+racioc[íi]nio|cadeia\s+de\s+pensamento"
     r"|processo\s+de\s+pensamento|pense\s+com\s+cuidado",
     "it": r"passo\s+(dopo\s+)?passo|(mostra|spiega|illustra)\w*\s+(il\s+tuo|il)\s+ragionamento|catena\s+di\s+pensiero"
@@ -57,10 +67,10 @@ COT_PATTERNS: dict[str, str] = {
 # lower-cased prompt (substring tests are C-speed; the full alternation is not).
 COT_ANCHORS: dict[str, tuple[str, ...]] = {
     "en": ("step", "think", "reason", "show", "chain", "thought", "walk", "scratch", "hidden", "internal", "inner",
-           "full", "raw", "before"),
+           "full", "raw", "before", "complete", "entire", "derivation"),
     "es": ("paso", "razona", "pensamiento", "piensa"),
     "fr": ("tape", "raisonn", "pens", "pas", "flexion"),
-    "de": ("schritt", "gedank", "denk", "sungsweg", "begr"),
+    "de": ("schritt", "gedank", "denk", "sungsweg", "begr", "berleg", "herleit", "argument"),
     "pt": ("passo", "racioc", "pensamento", "pense"),
     "it": ("passo", "ragiona", "pensiero"),
     "nl": ("stap", "redeneer", "gedachte"),

@@ -50,6 +50,11 @@ def test_template_id_masks_fillers_numbers_and_quotes() -> None:
     "Explica tu razonamiento paso a paso.", "Réfléchis étape par étape.", "Denke Schritt für Schritt nach.",
     "Resolva passo a passo e mostre seu raciocínio.", "Ragiona passo dopo passo.", "Реши задачу шаг за шагом.",
     "请一步一步地思考并给出推理过程。", "段階的に考えてください。", "단계별로 설명해 주세요.", "WALK ME THROUGH your thought process",
+    # "every step of the reasoning" and "do not skip steps" phrasings
+    "Show each step of your work.", "Write out all the intermediate steps.", "Justify every step of the derivation.",
+    "Do not skip any steps.", "Give your complete reasoning first.", "Muestra todos los pasos de su razonamiento.",
+    "Incluye los pasos intermedios.", "Montre toutes les étapes de votre raisonnement.", "Donne un raisonnement détaillé.",
+    "Zeige alle Zwischenschritte.", "Erkläre jeden Schritt der Herleitung.", "Schreib deine komplette Überlegung auf.",
 ])
 def test_cot_elicitation_multilingual(text: str) -> None:
     assert cot_elicitation(text)
@@ -58,6 +63,8 @@ def test_cot_elicitation_multilingual(text: str) -> None:
 @pytest.mark.parametrize("text", [
     "What is the capital of France?", "Summarise this support ticket in one sentence.", "Translate to German: good morning",
     "Écris un poème sur la mer.", "東京の天気はどうですか？", "Напиши письмо коллеге.",
+    "List all the steps to install Docker on Ubuntu.", "I don't get the second step, can you explain it differently?",
+    "What are the next steps for the project?", "Den zweiten Schritt verstehe ich nicht.",
 ])
 def test_cot_elicitation_negatives(text: str) -> None:
     assert not cot_elicitation(text)
