@@ -36,6 +36,7 @@ class DetectorConfig:
     min_window_events: int = 5  # smaller windows are pooled (sparse tenants) instead of decided on alone
     sparse_events: int = 20  # a pool of consecutive small windows is decided on once it holds this many events
     sparse_max_seconds: float = 3 * 3600.0  # ... and a pool older than this starts over
+    single_shot_span: float = 900.0  # a mixed window's single-shot requests are judged with those of this much event time
     new_model_horizon: float = 86400.0  # a model first seen less than this ago is "new"
     new_model_warmup: float = 21600.0  # models seen in the first hours of the stream existed before it
     # alert lifecycle

@@ -33,7 +33,7 @@ import orjson
 from detectors.baseline import BaselineDetector, ScoreDrift
 from detectors.common import DetectorConfig, make_alert, rnd, severity_of
 from detectors.scoring import PRIOR, absolute_score, combine, reasons, relative_shift_vec
-from detectors.window import FEATURES, F, Window, single_shot_features, window_features
+from detectors.window import FEATURES, F, Window, single_shot_features, ss_counters, window_features
 
 __all__ = ["KeySummary", "TenantDetector"]
 
@@ -114,7 +114,7 @@ class _Tenant:
         "recent", "n_active", "drift_at", "run_start", "low_run", "last_x",
         "inc_start", "inc_seq", "inc_sev", "inc_score", "inc_events", "inc_reported", "inc_first_seen",
         "inc_last_susp", "inc_evidence", "inc_pattern", "last_pattern", "cooldown_until", "suppressed",
-        "flagged", "n_late", "n_future", "n_suppressed", "carry", "ids", "ids_i",
+        "flagged", "n_late", "n_future", "n_suppressed", "carry", "ids", "ids_i", "ss_trail",
     )
 
 
@@ -203,6 +203,7 @@ class TenantDetector:
         st.flagged = False
         st.n_late = st.n_future = st.n_suppressed = 0
         st.carry = None
+        st.ss_trail = None  # (window start, *single-shot counters) of recent windows with single-shot requests
         st.ids = array("Q", bytes(8 * _ID_RING))
         st.ids_i = 0
         self._tenants[tid] = st
@@ -526,7 +527,9 @@ class TenantDetector:
         score, abs_score, pill, rel, familiarity = self._score(st, x)
         # summaries for the cluster stage: the window as a whole
         self._emit_summaries(st, w, score, x, pill)
-        xs, score, abs_score, pill = self._single_shot(w, x, score, abs_score, pill, familiarity)
+        trail, spanned = self._ss_trail(st, w)
+        xs, score, abs_score, pill = self._single_shot(w, x, score, abs_score, pill, familiarity, trail, spanned)
+        trail_m = int(trail[0]) if trail is not None and xs is not None else 0  # earlier windows' single-shot requests used
         if self.on_window is not None:
             signals = {"score": score, "absolute": abs_score, "relative": rel, "familiarity": familiarity,
                        "events": w.n, "single_shot": float(xs is not None), **pill,
@@ -551,6 +554,7 @@ class TenantDetector:
             x = window_features(w, hours, we - st.first_ts, 0)
             score, abs_score, pill, rel, familiarity = self._score(st, x)
             xs, score, abs_score, pill = self._single_shot(w, x, score, abs_score, pill, familiarity)
+            trail_m = 0
         else:
             st.carry = None
             reps = 1
@@ -583,10 +587,13 @@ class TenantDetector:
         else:
             share = w.n_nosess / w.n
             rs = reasons(xs, base._state, pill, 0.0)
+            text = (f"shares above are of the window's {w.n_nosess} single-shot requests ({share:.0%})"
+                    if not trail_m else
+                    f"shares above are of {w.n_nosess + trail_m} single-shot requests: the window's {w.n_nosess} "
+                    f"({share:.0%}) and {trail_m} from the {spanned - 1:.0f} windows before it")
             rs.append({"signal": "single_shot", "value": round(share, 4),
                        "baseline": round(base._state[F["no_session"]], 4), "weight": 0.0,
-                       "text": f"shares above are of the window's {w.n_nosess} single-shot requests ({share:.0%}); "
-                       f"its {w.n - w.n_nosess} conversational requests are set aside"})
+                       "text": f"{text}; its {w.n - w.n_nosess} conversational requests are set aside"})
         pattern = 0
         for r in rs[:3]:
             if r["signal"] in F:
@@ -638,15 +645,33 @@ class TenantDetector:
             familiarity = min(1.0, (hist - 20) / 200.0) * (1.0 - base.deviation(z))
         return combine(abs_score, rel, familiarity), abs_score, pill, rel, familiarity
 
+    def _ss_trail(self, st: _Tenant, w: Window) -> tuple[tuple[float, ...] | None, float]:
+        """The summed single-shot counters of the tenant's windows in the ``single_shot_span`` before ``w``
+        (and how many windows of event time they span with it); records ``w``'s for the windows after it."""
+        W = self._W
+        lo = w.start + W - self.config.single_shot_span  # earliest window start still in the span
+        kept = [t for t in st.ss_trail if t[0] >= lo] if st.ss_trail is not None else []
+        trail: tuple[float, ...] | None = None
+        spanned = 1.0
+        if kept:
+            trail = tuple(map(sum, zip(*(t[1:] for t in kept), strict=True)))
+            spanned = (w.start - kept[0][0]) / W + 1.0
+        if w.n_nosess:
+            kept.append((w.start, *ss_counters(w)))
+        st.ss_trail = tuple(kept) or None
+        return trail, spanned
+
     @staticmethod
     def _single_shot(w: Window, x: list[float], score: float, abs_score: float, pill: dict[str, float],
-                     familiarity: float) -> tuple[list[float] | None, float, float, dict[str, float]]:
+                     familiarity: float, trail: tuple[float, ...] | None = None,
+                     spanned: float = 1.0) -> tuple[list[float] | None, float, float, dict[str, float]]:
         """The window's score, or its single-shot requests' score when that is higher (mixed windows only).
 
-        The single-shot part is judged on the population prior alone (no relative shift: the tenant's
-        baseline describes whole windows), damped by the same familiarity as the whole window.
+        The single-shot part (with the ``trail`` of the tenant's recent windows, :func:`single_shot_features`)
+        is judged on the population prior alone (no relative shift: the tenant's baseline describes whole
+        windows), damped by the same familiarity as the whole window.
         """
-        xs = single_shot_features(w, x)
+        xs = single_shot_features(w, x, trail, spanned)
         if xs is None:
             return None, score, abs_score, pill
         a_ss, p_ss = absolute_score(xs)
@@ -842,6 +867,8 @@ class TenantDetector:
             "carry": _win_list(st.carry) if st.carry else None,
             "ids": st.ids.tolist(), "ids_i": st.ids_i,
         })
+        if st.ss_trail is not None:
+            doc["ss_trail"] = st.ss_trail
         return _SNAP_MAGIC + struct.pack("<H", _SNAP_VERSION) + orjson.dumps(doc)
 
     def restore(self, tenant_id: str, data: bytes) -> None:
@@ -881,6 +908,9 @@ class TenantDetector:
         st.last_x = array("d", d["last_x"]) if d["last_x"] is not None else None
         if d.get("carry") is not None:
             st.carry = _win_from_list(d["carry"])
+        trail = d.get("ss_trail")  # absent when empty, and in snapshots written before the single-shot trail
+        if trail:
+            st.ss_trail = tuple(tuple(t) for t in trail)
         if "ids" in d:  # absent in snapshots written before replay filtering
             st.ids = array("Q", d["ids"])
             st.ids_i = d["ids_i"]

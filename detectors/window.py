@@ -199,9 +199,18 @@ def window_features(w: Window, hours: Any, age_seconds: float, topic_new: int) -
 
 
 SINGLE_SHOT_MIN = 5  # single-shot requests a mixed window needs before they are scored on their own
+# a window's single-shot counters, in this order, as the trail of recent windows keeps them
+SS_COUNTERS = ("n_nosess", "n_ss_cot", "n_ss_cap", "n_ss_t0", "n_ss_tk", "s_ss_in", "s_ss_out", "s_ss_reason",
+               "n_joint")
 
 
-def single_shot_features(w: Window, x: list[float]) -> list[float] | None:
+def ss_counters(w: Window) -> tuple[float, ...]:
+    """The window's single-shot counters (:data:`SS_COUNTERS`)."""
+    return (w.n_nosess, w.n_ss_cot, w.n_ss_cap, w.n_ss_t0, w.n_ss_tk, w.s_ss_in, w.s_ss_out, w.s_ss_reason, w.n_joint)
+
+
+def single_shot_features(w: Window, x: list[float], trail: tuple[float, ...] | None = None,
+                         windows: float = 1.0) -> list[float] | None:
     """The window's feature vector restricted to its single-shot requests, or None when that adds nothing.
 
     Scripted extraction is single-shot; cover traffic mixed in by the same accounts is conversational
@@ -210,18 +219,28 @@ def single_shot_features(w: Window, x: list[float]) -> list[float] | None:
     the joint signal) are taken over the single-shot requests only; prompt-structure, topic, pacing and
     probing features stay window-wide. Only for mixed windows with at least :data:`SINGLE_SHOT_MIN`
     single-shot requests (an all-single-shot window is already scored as it is).
+
+    ``trail`` adds the single-shot counters of the tenant's previous windows (summed, :data:`SS_COUNTERS`
+    order) spanning ``windows`` windows of event time with this one: cover traffic leaves a few
+    single-shot requests in each window, too few to judge one window on, while a short run of windows
+    holds enough. The window must still hold single-shot requests of its own, and the volume feature
+    is their count per window, not the run's total.
     """
     m = w.n_nosess
-    if m < SINGLE_SHOT_MIN or m >= w.n:
+    if m == 0 or m >= w.n:
+        return None
+    c = ss_counters(w) if trail is None else tuple(a + b for a, b in zip(ss_counters(w), trail, strict=True))
+    m_all = c[0]
+    if m_all < SINGLE_SHOT_MIN:
         return None
     xs = list(x)
-    xs[0] = math.log1p(m)
-    xs[1] = w.n_ss_cot / m
-    xs[2] = w.s_ss_reason / (w.s_ss_out + w.s_ss_reason + 1.0)
-    xs[9] = w.n_ss_cap / m
-    xs[10] = min(1.0, max(0.0, math.log2((w.s_ss_out + 1.0) / (w.s_ss_in + 1.0)) / 4.0))
-    xs[11] = w.n_ss_t0 / w.n_ss_tk if w.n_ss_tk else 0.0
+    xs[0] = math.log1p(m_all / windows)
+    xs[1] = c[1] / m_all
+    xs[2] = c[7] / (c[6] + c[7] + 1.0)
+    xs[9] = c[2] / m_all
+    xs[10] = min(1.0, max(0.0, math.log2((c[6] + 1.0) / (c[5] + 1.0)) / 4.0))
+    xs[11] = c[3] / c[4] if c[4] else 0.0
     xs[13] = 1.0
     xs[14] = 0.0
-    xs[25] = w.n_joint / m
+    xs[25] = c[8] / m_all
     return xs

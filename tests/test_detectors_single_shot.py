@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import struct
 from collections import Counter
@@ -11,6 +12,7 @@ import orjson
 
 from detectors import Engine, TenantDetector
 from detectors import synthetic as S
+from detectors.common import iso
 from detectors.window import SINGLE_SHOT_MIN, Window, single_shot_features, window_features
 
 
@@ -91,3 +93,69 @@ def test_version_1_snapshots_still_load() -> None:
     again.restore("mix-000", old)
     w = next(iter(again._tenants["mix-000"].wins.values()))
     assert w.n > 0 and w.n_ss_cot == 0 and w.s_ss_out == 0
+
+
+def _cover_run(det: TenantDetector, tid: str, windows: int, n_chat: int, n_single: int, t0: float,
+               first: int = 0) -> list[dict[str, Any]]:
+    """Windows ``first`` .. ``windows - 1``, each with ``n_chat`` conversational and ``n_single`` single-shot
+    CoT requests cut at the cap (fewer single-shot requests than one window needs on its own)."""
+    out: list[dict[str, Any]] = []
+    for i in range(first, windows):
+        base = t0 + 300 * i
+        for j in range(n_chat):
+            out += det.process(S._event(tid, 100 * i + j, base + 10 + j, session_id=f"s{i}", turn_index=1 + j,
+                                        temperature=0.7, max_tokens=4096, output_tokens=200))
+        for j in range(n_single):
+            out += det.process(S._event(tid, 100 * i + 50 + j, base + 100 + 30 * j, temperature=0.0,
+                                        cot_elicitation=True, max_tokens=2048, output_tokens=2048,
+                                        stop_reason="max_tokens", reasoning_tokens=3000))
+    return out
+
+
+def test_single_shot_trail_pools_the_recent_windows_single_shot_requests() -> None:
+    """Two single-shot requests a window are too few to judge; three windows' worth are judged together,
+    with the volume feature per window rather than the run's total."""
+    w = _window(n_chat=8, n_single=2)
+    x = window_features(w, [0.0] * 24, 0.0, 0)
+    assert single_shot_features(w, x) is None
+    earlier = (4, 4, 4, 4, 4, 400, 8192, 12000, 4)  # two earlier windows' single-shot counters, summed
+    xs = single_shot_features(w, x, earlier, 3.0)
+    assert xs is not None
+    assert xs[1] == 1.0 and xs[9] == 1.0 and xs[25] == 1.0
+    assert abs(xs[0] - math.log1p(6 / 3.0)) < 1e-12
+
+
+def test_single_shot_trail_needs_single_shot_requests_in_the_window_itself() -> None:
+    w = _window(n_chat=8, n_single=0)
+    x = window_features(w, [0.0] * 24, 0.0, 0)
+    assert single_shot_features(w, x, (10, 10, 10, 10, 10, 400, 20000, 30000, 10), 3.0) is None
+
+
+def test_sparse_single_shot_extraction_behind_cover_opens_through_the_trail() -> None:
+    """Two or three extraction requests a window among eight chat turns: no window has enough single-shot
+    requests to be scored on them alone, and the whole windows look like chat, yet the tenant opens an
+    incident within the first half hour; its reasons say which requests the shares are of. The same run
+    without the extraction stays quiet."""
+    det = TenantDetector()
+    alerts = _cover_run(det, "cov", windows=12, n_chat=8, n_single=3, t0=S.T0) + det.finish()
+    opens = [a for a in alerts if a["status"] == "open"]
+    assert len(opens) == 1
+    assert opens[0]["window_end"] <= iso(S.T0 + 1800)
+    last = opens[0]["reasons"][-1]
+    assert last["signal"] == "single_shot" and "from the 2 windows before it" in last["text"]
+    quiet = TenantDetector()
+    assert not _cover_run(quiet, "cov", windows=12, n_chat=8, n_single=0, t0=S.T0) + quiet.finish()
+
+
+def test_single_shot_trail_survives_a_snapshot() -> None:
+    """The trail is part of the tenant's state: a snapshot and restore between two windows changes no alert."""
+    full = TenantDetector()
+    want = _cover_run(full, "cov", windows=12, n_chat=8, n_single=3, t0=S.T0) + full.finish()
+    split = TenantDetector()
+    got = _cover_run(split, "cov", windows=3, n_chat=8, n_single=3, t0=S.T0)
+    assert split._tenants["cov"].ss_trail  # the two closed windows' single-shot requests
+    again = TenantDetector()
+    again.restore("cov", split.snapshot("cov"))
+    assert again._tenants["cov"].ss_trail == split._tenants["cov"].ss_trail
+    got += _cover_run(again, "cov", windows=12, n_chat=8, n_single=3, t0=S.T0, first=3) + again.finish()
+    assert got == want and want
