@@ -648,6 +648,8 @@ class TenantDetector:
     def _ss_trail(self, st: _Tenant, w: Window) -> tuple[tuple[float, ...] | None, float]:
         """The summed single-shot counters of the tenant's windows in the ``single_shot_span`` before ``w``
         (and how many windows of event time they span with it); records ``w``'s for the windows after it."""
+        if st.ss_trail is None and not w.n_nosess:
+            return None, 1.0  # nothing to carry (most windows of conversational tenants)
         W = self._W
         lo = w.start + W - self.config.single_shot_span  # earliest window start still in the span
         kept = [t for t in st.ss_trail if t[0] >= lo] if st.ss_trail is not None else []
