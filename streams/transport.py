@@ -145,8 +145,10 @@ class Consumer(faust_aiokafka.Consumer):
 
         A partition that is assigned and not paused but missing from Faust's set of partitions it
         returns records for (which would keep its fetch position where it is) is put back in it;
-        returns True if it was missing.
+        returns True if it was missing. ``tp`` may be any (topic, partition) pair: Faust's fetcher
+        asserts that its set holds only its own ``TP`` tuples (a message's ``tp`` need not be one).
         """
+        tp = TP(tp.topic, tp.partition)
         active = self._active_partitions
         missing = active is not None and tp not in active and tp not in self._paused_partitions
         if missing:
