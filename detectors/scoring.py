@@ -103,7 +103,8 @@ def absolute_score(x: list[float]) -> tuple[float, dict[str, float]]:
     z = (INTERCEPT + W_ELICIT * p["elicit"] + W_HARVEST * p["harvest"] + W_SYSTEMATIC * p["systematic"]
          + W_AUTOMATION * p["automation"] + W_VOLUME * volume + W_PIVOT * x[F["new_model"]]
          + W_JOINT * x[F["joint"]]
-         - W_MULTI_TURN * x[F["multi_turn"]] - W_REPEAT * x[F["repeat"]] * (1.0 - p["probe"]))
+         - W_MULTI_TURN * x[F["multi_turn"]]
+         - W_REPEAT * x[F["repeat"]] * (1.0 - p["probe"]) * (1.0 - min(1.0, 2.0 * x[F["joint"]])))
     gate = sigmoid(10.0 * (min(p["elicit"], p["harvest"]) - 0.3))
     p["volume"] = volume
     return sigmoid(z) * gate, p

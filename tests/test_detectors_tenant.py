@@ -90,6 +90,38 @@ def test_hard_negatives_do_not_alert(name: str, events: list[dict[str, Any]]) ->
     assert alerts == []
 
 
+def _fixed_set_harvest(tenant: str, hours: float, prompts: int = 12, rate: float = 1 / 6) -> list[dict[str, Any]]:
+    """Extraction that re-sends a small fixed set of prompts (exact repeats) with tools, at temperature 0,
+    asking for the reasoning and cut at the cap 45 % of the time: harvesting, not an evaluation run."""
+    import random
+
+    rng = random.Random(9)
+    fps = [S._fp(rng) for _ in range(prompts)]
+    out, ts, i = [], S.T0, 0
+    while ts < S.T0 + hours * 3600:
+        cap = rng.random() < 0.45
+        out.append(S._event(tenant, i, ts, account_id=f"{tenant}-acct-{i % 4}", input_tokens=rng.randint(200, 400),
+                            output_tokens=4096 if cap else rng.randint(1500, 3800), max_tokens=4096, temperature=0.0,
+                            cot_elicitation=True, reasoning_tokens=rng.randint(3000, 6000), tools_count=8,
+                            prompt_fingerprint=fps[i % prompts], prompt_template_id=f"tmpl-{tenant}",
+                            stop_reason="max_tokens" if cap else "tool_use"))
+        i += 1
+        ts += (1.0 / rate) * rng.uniform(0.9, 1.1)
+    return out
+
+
+def test_harvesting_a_fixed_prompt_set_stays_suspicious() -> None:
+    """Exact re-sends soften the score (an eval harness re-runs its question set), but not when the
+    re-sent requests are harvested: cut at the cap with reasoning, single-shot. The incident stays
+    open while the harvest goes on (it used to resolve within hours once the repeats set in, and the
+    baseline then learned the attack); an eval harness re-running its fixed set still does not alert."""
+    alerts = tenant_alerts(run(_fixed_set_harvest("fx", hours=12)), "fx")
+    assert [a["status"] for a in alerts][0] == "open"
+    resolved = [a for a in alerts if a["status"] == "resolved"]
+    assert len(resolved) == 1 and ts_of(resolved[0]["detected_at"]) >= S.T0 + 12 * 3600  # only after it stops
+    assert not run(S.eval_harness("ev", questions=60, runs=10, rate=0.5))
+
+
 def test_one_window_blip_does_not_open() -> None:
     chat = S.chat("blip", hours=24, peak_rate=0.3, seed=41)
     burst = S.extraction("blip", start=S.T0 + 12 * 3600 + 5, hours=300 / 3600 - 0.002, rate=2.0)
