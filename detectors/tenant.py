@@ -590,7 +590,8 @@ class TenantDetector:
             text = (f"shares above are of the window's {w.n_nosess} single-shot requests ({share:.0%})"
                     if not trail_m else
                     f"shares above are of {w.n_nosess + trail_m} single-shot requests: the window's {w.n_nosess} "
-                    f"({share:.0%}) and {trail_m} from the {spanned - 1:.0f} windows before it")
+                    f"({share:.0%}) and {trail_m} from the "
+                    f"{'window' if spanned < 2.5 else f'{spanned - 1:.0f} windows'} before it")
             rs.append({"signal": "single_shot", "value": round(share, 4),
                        "baseline": round(base._state[F["no_session"]], 4), "weight": 0.0,
                        "text": f"{text}; its {w.n - w.n_nosess} conversational requests are set aside"})
