@@ -13,7 +13,12 @@ import orjson
 from detectors import Engine, TenantDetector
 from detectors import synthetic as S
 from detectors.common import iso
-from detectors.window import SINGLE_SHOT_MIN, Window, single_shot_features, window_features
+from detectors.window import (
+    SINGLE_SHOT_MIN,
+    Window,
+    single_shot_features,
+    window_features,
+)
 
 
 def _window(n_chat: int, n_single: int) -> Window:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from typing import Any
 
 import jsonschema
@@ -93,8 +94,6 @@ def test_hard_negatives_do_not_alert(name: str, events: list[dict[str, Any]]) ->
 def _fixed_set_harvest(tenant: str, hours: float, prompts: int = 12, rate: float = 1 / 6) -> list[dict[str, Any]]:
     """Extraction that re-sends a small fixed set of prompts (exact repeats) with tools, at temperature 0,
     asking for the reasoning and cut at the cap 45 % of the time: harvesting, not an evaluation run."""
-    import random
-
     rng = random.Random(9)
     fps = [S._fp(rng) for _ in range(prompts)]
     out, ts, i = [], S.T0, 0
@@ -116,7 +115,7 @@ def test_harvesting_a_fixed_prompt_set_stays_suspicious() -> None:
     open while the harvest goes on (it used to resolve within hours once the repeats set in, and the
     baseline then learned the attack); an eval harness re-running its fixed set still does not alert."""
     alerts = tenant_alerts(run(_fixed_set_harvest("fx", hours=12)), "fx")
-    assert [a["status"] for a in alerts][0] == "open"
+    assert alerts[0]["status"] == "open"
     resolved = [a for a in alerts if a["status"] == "resolved"]
     assert len(resolved) == 1 and ts_of(resolved[0]["detected_at"]) >= S.T0 + 12 * 3600  # only after it stops
     assert not run(S.eval_harness("ev", questions=60, runs=10, rate=0.5))
