@@ -204,9 +204,12 @@ SS_COUNTERS = ("n_nosess", "n_ss_cot", "n_ss_cap", "n_ss_t0", "n_ss_tk", "s_ss_i
                "n_joint")
 
 
+_SS_GET = attrgetter(*SS_COUNTERS)
+
+
 def ss_counters(w: Window) -> tuple[float, ...]:
-    """The window's single-shot counters (:data:`SS_COUNTERS`)."""
-    return (w.n_nosess, w.n_ss_cot, w.n_ss_cap, w.n_ss_t0, w.n_ss_tk, w.s_ss_in, w.s_ss_out, w.s_ss_reason, w.n_joint)
+    """The window's single-shot counters, in :data:`SS_COUNTERS` order."""
+    return _SS_GET(w)
 
 
 def single_shot_features(w: Window, x: list[float], trail: tuple[float, ...] | None = None,

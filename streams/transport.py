@@ -121,8 +121,7 @@ class Consumer(faust_aiokafka.Consumer):
         if settings is not None and names:
             missing = await asyncio.to_thread(wait_for_topics, settings, names, TOPIC_WAIT_SECONDS)
             if missing:
-                log.warning("topics_missing_at_subscribe", topics=missing,
-                                             waited_seconds=TOPIC_WAIT_SECONDS)
+                log.warning("topics_missing_at_subscribe", topics=missing, waited_seconds=TOPIC_WAIT_SECONDS)
         await super().subscribe(names)
 
     async def perform_seek(self) -> None:
