@@ -535,9 +535,12 @@ class TenantDetector:
                        "events": w.n, "single_shot": float(xs is not None), **pill,
                        **{k: x[i] for i, k in enumerate(FEATURES)}}
             self.on_window(st.tid, w.start, we, score, signals)
-        if w.n < c.min_window_events:
-            # sparse tenant: pool consecutive small windows and score the pool once it has enough events
-            carry = st.carry
+        carry = st.carry
+        if w.n < c.min_window_events or (carry is not None and w.n < c.sparse_events
+                                         and w.start - carry.start <= c.sparse_max_seconds):
+            # sparse tenant: pool consecutive small windows and score the pool once it has enough events. A
+            # window of 5-19 events joins a pool that is open, so a tenant hovering around 5 requests a window
+            # is judged on pools of 20, not on single noisy windows that each started the pool over
             if carry is None or w.start - carry.start > c.sparse_max_seconds:
                 # a new pool holding one window is that window (merging it into an empty Window(w.start)
                 # gives the same aggregates); w has left st.wins and nothing else refers to it
@@ -548,9 +551,10 @@ class TenantDetector:
                 return out
             st.carry = None
             w = carry
-            # the pool holds the events of several active windows (each pooled window had fewer than
-            # min_window_events, so they span at least that many windows of event time): it counts as that many
-            reps = min(c.persistence_k, w.n // c.min_window_events)
+            # the pool counts as events // min_window_events active windows, but never as more windows than it
+            # spans in event time (a pool of small windows only spans at least that many: each held fewer than
+            # min_window_events events; one that absorbed bigger windows may span fewer)
+            reps = min(c.persistence_k, w.n // c.min_window_events, int((we - w.start) // W))
             x = window_features(w, hours, we - st.first_ts, 0)
             score, abs_score, pill, rel, familiarity = self._score(st, x)
             xs, score, abs_score, pill = self._single_shot(w, x, score, abs_score, pill, familiarity)

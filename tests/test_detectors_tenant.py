@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from detectors import DetectorConfig, Engine, TenantDetector
 from detectors import synthetic as S
+from detectors.common import iso
 from distillguard import DETECTOR_VERSION
 from evaluation.scoring import ts_of
 from schemas import load_schema
@@ -308,6 +309,36 @@ def test_sparse_tenant_windows_are_pooled_low_and_slow_extraction_detected() -> 
     assert tenant_alerts(alerts, "slowchat") == []
     opened = tenant_alerts(alerts, "slow")[0]
     assert opened["window_start"] < opened["window_end"]
+
+
+def _straddling(tenant: str, source: list[dict[str, Any]], counts: tuple[int, ...], windows: int = 24) -> list[dict[str, Any]]:
+    """``source`` re-timed so that window k of the tenant holds ``counts[k % len(counts)]`` of its events."""
+    out: list[dict[str, Any]] = []
+    it = iter(source)
+    for k in range(windows):
+        n = counts[k % len(counts)]
+        for j in range(n):
+            ts = S.T0 + k * 300 + (j + 0.5) * 300 / n
+            out.append({**next(it), "tenant_id": tenant, "event_id": f"{tenant}-{len(out):05d}", "ts": ts,
+                        "timestamp": iso(ts)})
+    return out
+
+
+@pytest.mark.parametrize("counts", [(3, 6), (4, 5), (2, 7)])
+def test_tenant_hovering_around_the_pooling_size_is_judged_on_pools(counts: tuple[int, int]) -> None:
+    """Windows alternating around ``min_window_events`` (5), two thirds extraction and one third chat: a window
+    of 5-7 events joins the open pool instead of starting it over, so the tenant is decided on pools of 20
+    events and opens within 30 minutes (it took 40, judged on its bigger windows alone). A chat tenant with the
+    same window sizes stays quiet."""
+    ext = S.extraction("atk", hours=10, rate=0.05, seed=5)
+    chat = S.chat("atk", hours=200, peak_rate=0.05, seed=5)
+    attack = _straddling("atk", [ext[i] if i % 3 else chat[i] for i in range(150)], counts)
+    benign = _straddling("ben", S.chat("ben", hours=400, peak_rate=0.05, seed=9), counts)
+    alerts = run(S.merge(attack, benign))
+    opens = [a for a in tenant_alerts(alerts, "atk") if a["status"] == "open"]
+    assert len(opens) == 1
+    assert ts_of(opens[0]["detected_at"]) - S.T0 <= 1800
+    assert tenant_alerts(alerts, "ben") == []
 
 
 def test_sparse_extraction_opens_on_its_first_full_pool() -> None:
