@@ -39,11 +39,15 @@ def main(argv: list[str] | None = None) -> int:
         import os
 
         os.environ["DISTILLGUARD_CONFIG"] = args.config
+    from distillguard.settings import SettingsError, unknown_variables
     from streams.clients import BrokerConnectError
 
+    for name in unknown_variables():
+        print(f"distillguard {args.command}: warning: {name} is not a setting and is ignored (README, Configuration)",
+              file=sys.stderr)
     try:
         return int(args._run(args) or 0)
-    except BrokerConnectError as exc:  # wrong credentials, TLS or address: say so, no traceback
+    except (BrokerConnectError, SettingsError) as exc:  # wrong address, credentials, TLS or setting: no traceback
         print(f"distillguard {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -8,10 +8,12 @@ Secrets are ``SecretStr`` so they never appear in a repr or a log line.
 from __future__ import annotations
 
 import os
+import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 ENV_PREFIX = "DISTILLGUARD_"
@@ -99,6 +101,11 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
     @field_validator("alert_formats")
     @classmethod
     def _known_formats(cls, value: str) -> str:
@@ -130,9 +137,49 @@ class Settings(BaseSettings):
         return None
 
 
+class SettingsError(ValueError):
+    """A setting (environment, config file or option) that cannot be used; the message is one line for the user."""
+
+
+_SECRET_FIELDS = frozenset({"sasl_password", "webhook_secret"})
+_NOT_SETTINGS = frozenset({"CONFIG", "NO_KAFKA"})  # DISTILLGUARD_* variables read elsewhere (the TOML path, tests)
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line per invalid field: its variable and key names, the value (never a secret's) and why."""
+    parts = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        where = f"{ENV_PREFIX}{field.upper()} / {field!r} in the config file"
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown setting {field!r} in the config file")
+            continue
+        value = "" if field in _SECRET_FIELDS else f" = {str(err.get('input'))[:80]!r}"
+        parts.append(f"{where}{value}: {err['msg']}")
+    return "invalid settings: " + "; ".join(parts)
+
+
 def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:
-    """Build the settings; ``config`` names a TOML file (same keys as the env vars, lower-case, no prefix)."""
-    if config is None:
-        return Settings(**overrides)
-    with_file = type("Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": str(config)}})
-    return with_file(**overrides)
+    """Build the settings; ``config`` names a TOML file (same keys as the env vars, lower-case, no prefix).
+
+    Raises :class:`SettingsError` (one readable line) for a bad value, an unknown key in the file, or a
+    config file that is missing or not TOML, so every command can report it without a traceback.
+    """
+    try:
+        if config is None:
+            return Settings(**overrides)
+        with_file = type("Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": str(config)}})
+        return with_file(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"the config file is not valid TOML: {exc}") from None
+    except OSError as exc:  # a missing or unreadable config file
+        raise SettingsError(str(exc)) from None
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """``DISTILLGUARD_*`` variables that name no setting (a typo would otherwise be ignored silently)."""
+    env = os.environ if environ is None else environ
+    known = {name.upper() for name in Settings.model_fields} | _NOT_SETTINGS
+    return sorted(k for k in env if k.upper().startswith(ENV_PREFIX) and k.upper()[len(ENV_PREFIX):] not in known)

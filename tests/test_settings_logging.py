@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import subprocess
+import sys
 
 import orjson
 import pytest
 
 from distillguard.logs import configure_logging, get_logger
-from distillguard.settings import Settings, load_settings
+from distillguard.settings import Settings, SettingsError, load_settings
 from schemas.dead_letter import dead_letter_record
 from streams.clients import faust_broker_config, kafka_python_config
 
@@ -27,8 +30,40 @@ def test_env_overrides_toml_file_and_defaults(tmp_path, monkeypatch):
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not a readable file"):
+    with pytest.raises(SettingsError, match="not a readable file"):
         load_settings(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(("env", "config", "message"), [
+    ({"DISTILLGUARD_MAX_TENANTS_IN_MEMORY": "abc"}, None,
+     "DISTILLGUARD_MAX_TENANTS_IN_MEMORY / 'max_tenants_in_memory' in the config file = 'abc': Input should be a valid integer"),
+    ({"DISTILLGUARD_LOG_LEVEL": "verbose"}, None, "'log_level' in the config file = 'VERBOSE'"),
+    ({"DISTILLGUARD_SASL_PASSWORD": "hunter2", "DISTILLGUARD_SASL_MECHANISM": "MD5"}, None, "'sasl_mechanism'"),
+    ({}, "partitions = \n", "the config file is not valid TOML"),
+    ({}, "partitons = 3\n", "unknown setting 'partitons' in the config file"),
+])
+def test_a_bad_setting_is_one_line_and_exit_2_for_every_command(tmp_path, env, config, message):
+    """Whatever the command, a bad value, a typo in the file or a broken file is reported in one line (no
+    traceback, secrets not echoed) with exit status 2."""
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith("DISTILLGUARD_")} | env
+    args = [sys.executable, "-m", "distillguard.cli"]
+    if config is not None:
+        (tmp_path / "c.toml").write_text(config)
+        args += ["--config", str(tmp_path / "c.toml")]
+    for command in (["detect", "-i", os.devnull, "-o", str(tmp_path / "a.jsonl")], ["topics", "create"]):
+        proc = subprocess.run(args + command, env=run_env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2, proc.stderr
+        assert message in proc.stderr and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "hunter2" not in proc.stderr
+
+
+def test_lower_case_log_level_is_accepted_and_a_misspelt_variable_is_pointed_out(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DISTILLGUARD_")}
+    env |= {"DISTILLGUARD_LOG_LEVEL": "info", "DISTILLGUARD_PARTITON": "3"}
+    proc = subprocess.run([sys.executable, "-m", "distillguard.cli", "detect", "-i", os.devnull, "-o",
+                           str(tmp_path / "a.jsonl")], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: DISTILLGUARD_PARTITON is not a setting and is ignored" in proc.stderr
 
 
 def test_unknown_setting_is_rejected(monkeypatch):
