@@ -232,6 +232,8 @@ class EventCodec:
         try:
             out = self._fast(raw)
             ts = parse_timestamp(out["timestamp"])
+            if type(raw) is memoryview or not raw.isascii():
+                str(raw, "utf-8")  # msgspec skips unknown fields without checking their UTF-8; JSON is UTF-8 throughout
         except (msgspec.MsgspecError, ValueError, OverflowError, RecursionError):
             pass  # decode again below: the checker words the reason (or accepts what msgspec is stricter on)
         else:
@@ -281,16 +283,32 @@ def _without_prompt(value: Any) -> tuple[Any, bool]:
     return value, False
 
 
+_MENTION = re.compile(rb"prompt[\s_\-]*text")  # prompt_text, 'prompt_text', promptText, prompt-text ... (lower-cased)
+_ASCII_ESCAPE = re.compile(rb"\\u00([0-7][0-9a-fA-F])")
+_REDACTED = b'"prompt_text":"[redacted]"'
+
+
+def _mentions_prompt(data: bytes) -> bool:
+    """Whether ``data`` still names a prompt text field in any spelling (``\\u``-escaped letters included)."""
+    norm = _ASCII_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), data).lower().replace(_REDACTED, b"")
+    return _MENTION.search(norm) is not None
+
+
 def strip_prompt(raw: bytes) -> bytes:
     """Return ``raw`` without any ``prompt_text``, so rejected input can be dead-lettered safely.
 
-    Parseable JSON is re-serialised without the field at any depth; anything
-    that does not parse gets the field's value redacted by pattern (best effort
-    on broken input), so raw prompt text never reaches a topic or a file.
+    Parseable JSON is re-serialised without the field at any depth; anything that does not parse gets the
+    field's value redacted by pattern. If what is left still names a prompt text field in any form (a
+    Python repr, an escaped key, JSON encoded twice), where its value ends cannot be known, so the whole
+    input is replaced by a marker: the dead-letter record keeps its reason and source offset, never the text.
     """
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return _PROMPT_FIELD.sub(b'"prompt_text":"[redacted]"', raw)
-    clean, found = _without_prompt(obj)
-    return orjson.dumps(clean) if found else raw
+        body = _PROMPT_FIELD.sub(_REDACTED, raw)
+    else:
+        clean, found = _without_prompt(obj)
+        body = orjson.dumps(clean) if found else raw
+    if _mentions_prompt(body):
+        return b"[redacted: %d bytes of input naming a prompt text field that could not be removed safely]" % len(raw)
+    return body

@@ -152,6 +152,19 @@ def test_errors_name_the_problem(raw, reason):
     assert info.value.reason.startswith(reason)
 
 
+def test_invalid_utf8_is_rejected_in_any_field_known_or_not():
+    """msgspec skips unknown fields without reading them; the codec still refuses bytes that are not UTF-8
+    there (JSON text is UTF-8 throughout), and accepts valid non-ASCII text in an unknown field."""
+    ev = orjson.dumps(valid_event(random.Random(3)))
+    codec = EventCodec()
+    for field in (b'"x_unknown"', b'"account_id"'):
+        with pytest.raises(DecodeError) as info:
+            codec.decode(ev[:-1] + b"," + field + b':"\xff\xfe"}')
+        assert info.value.reason.startswith("invalid JSON")
+    assert "x_unknown" not in codec.decode(ev[:-1] + ',"x_unknown":"caf\u00e9 \u2014 ok"}'.encode())
+    assert codec.decode(memoryview(ev)) == codec.decode(ev)
+
+
 def test_schema_with_unsupported_keyword_is_refused():
     from schemas.codec import _compile_decoder
 

@@ -103,6 +103,12 @@ def test_dead_letter_record_strips_prompt_truncates_and_base64s_binary():
     assert rec["source_offset"] == 9 and rec["reason"] == "why"
     broken = b'{"prompt_text": "SECRET stuff", "x": '
     assert b"SECRET" not in dead_letter_record(broken, "r", 1000)["raw"].encode()
+    # what does not parse and still names the field in another spelling is redacted whole (the value's end is unknown)
+    for hidden in (b"{'prompt_text': 'SECRET stuff'}", b'{"prompt\\u005ftext":"SECRET", "a":1',
+                   b'"{\\"prompt_text\\": \\"SECRET\\"}"', b'["promptText", "SECRET"]'):
+        rec = dead_letter_record(hidden, "r", 1000, source_topic="t", source_offset=4)
+        assert "SECRET" not in rec["raw"] and rec["raw"].startswith("[redacted: ") and rec["source_offset"] == 4
+    assert dead_letter_record(b'{"a": 1', "r", 1000)["raw"] == '{"a": 1', "input without the field is kept as it is"
     binary = dead_letter_record(b"\xff\xfe\x00", "r", 1000, source_file="f", line=3)
     assert binary["raw_encoding"] == "base64" and base64.b64decode(binary["raw"]) == b"\xff\xfe\x00"
     assert binary["line"] == 3
