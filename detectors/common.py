@@ -42,8 +42,7 @@ class DetectorConfig:
     # alert lifecycle
     quiet_period: float = 7200.0  # no suspicious window for this long -> resolved
     cooldown: float = 3600.0  # no new incident for this long after a resolution
-    update_score_step: float = 0.1  # an update needs the score to rise this much, or the severity to rise,
-    update_evidence_factor: float = 4.0  # or the incident's event count to grow by this factor
+    update_evidence_factor: float = 4.0  # an update needs the severity to rise or the incident's events to grow this much
     severity_cuts: tuple[float, float, float] = (0.7, 0.8, 0.9)  # medium, high, critical
     # cluster stage
     cluster_window_seconds: float = 3600.0
