@@ -20,7 +20,7 @@ class TopicSpec:
 
 
 def public_topics(settings: Settings) -> list[TopicSpec]:
-    """The contract's topics with their partitions and retention settings."""
+    """The topics the workers and tools use, with their partitions (no topic-level configs: broker defaults)."""
     p = settings.partitions
     return [
         TopicSpec(settings.events_topic, p, {}),

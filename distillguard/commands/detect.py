@@ -7,12 +7,15 @@ raw bytes without prompt text) and processing goes on. ``--feedback`` applies an
 (``schemas/feedback.schema.json``) as soon as the alert they name is emitted (alert ids are
 deterministic, so verdicts on a previous run's alerts apply to a re-run). ``--format ocsf|ecs`` writes
 each alert as an OCSF Detection Finding or an ECS document instead (docs/SIEM.md). Exit status: 0, or 2 when
-the input (or an output file) cannot be opened or read.
+the input cannot be opened or read or an output cannot be written (a full disk, say). When the reader of
+stdout goes away (``detect ... | head``) it stops quietly with status 141, like other Unix tools.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import time
 from contextlib import ExitStack
@@ -25,13 +28,34 @@ NAME = "detect"
 HELP = "run detection over an events JSONL file (embedded mode, no Kafka) and write alerts as JSON lines"
 
 
+def _seconds(*, positive: bool) -> Any:
+    """An argparse ``type=``: a finite number of seconds, > 0 when ``positive`` else >= 0."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number of seconds, not {text!r}")
+        if positive and value <= 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0, not {text!r}")
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must not be negative, not {text!r}")
+        return value
+
+    return parse
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", "-i", required=True, help="events JSONL file, '-' for stdin")
     parser.add_argument("--output", "-o", default="-", help="alerts JSONL file, '-' for stdout (default)")
     parser.add_argument("--dead-letter", help="write rejected lines here (JSON lines with reason and line number)")
     parser.add_argument("--feedback", help="analyst feedback JSONL file to apply (feedback.schema.json records)")
-    parser.add_argument("--window-seconds", type=float, help="tenant window length (default 300)")
-    parser.add_argument("--allowed-lateness", type=float, help="watermark lateness in seconds (default 120)")
+    parser.add_argument("--window-seconds", type=_seconds(positive=True),
+                        help="tenant window length in seconds, > 0 (default 300)")
+    parser.add_argument("--allowed-lateness", type=_seconds(positive=False),
+                        help="watermark lateness in seconds, >= 0 (default 120)")
     parser.add_argument("--no-progress", action="store_true", help="never show the progress bar")
     parser.add_argument("--format", choices=("contract", "ocsf", "ecs"), default="contract",
                         help="alert document format: the contract alert (default), an OCSF Detection Finding or an "
@@ -44,10 +68,73 @@ def _open_in(path: str, stack: ExitStack) -> IO[bytes]:
     return stack.enter_context(open(path, "rb"))  # noqa: SIM115
 
 
-def _open_out(path: str, stack: ExitStack) -> IO[bytes]:
-    if path == "-":
-        return sys.stdout.buffer
-    return stack.enter_context(open(path, "wb"))  # noqa: SIM115
+class WriteError(Exception):
+    """Writing, flushing or closing an output failed (kept apart from read errors of the input)."""
+
+    def __init__(self, out: Output, error: OSError) -> None:
+        super().__init__(f"cannot write {out.name}: {error.strerror or error}")
+        self.out, self.error = out, error
+
+
+class Output:
+    """An output stream whose OSErrors become :class:`WriteError` naming the output."""
+
+    __slots__ = ("f", "is_stdout", "name")
+
+    def __init__(self, f: IO[bytes], name: str, is_stdout: bool) -> None:
+        self.f, self.name, self.is_stdout = f, name, is_stdout
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.f.write(data)
+        except OSError as exc:
+            raise WriteError(self, exc) from None
+
+    def close(self) -> None:
+        """Flush (stdout) or close (a file), so that a full disk is reported before exit status 0."""
+        try:
+            if self.is_stdout:
+                self.f.flush()
+            else:
+                self.f.close()
+        except OSError as exc:
+            raise WriteError(self, exc) from None
+
+
+def _close_quietly(f: IO[bytes]) -> None:
+    """On an error path the error already reported wins; a second one from closing must not become a traceback."""
+    try:
+        f.close()
+    except OSError:
+        pass
+
+
+def open_output(path: str, stack: ExitStack, dash_is_stdout: bool = True) -> Output:
+    """``path`` (``-`` = stdout unless told otherwise) for writing; raises OSError when it cannot be opened."""
+    if path == "-" and dash_is_stdout:
+        return Output(sys.stdout.buffer, "stdout", True)
+    f = open(path, "wb")  # noqa: SIM115 - closed by Output.close, or quietly by the stack on an error path
+    stack.callback(_close_quietly, f)
+    return Output(f, path, False)
+
+
+def write_failed(err: WriteError, command: str, log: Any = None) -> int:
+    """Report a failed write and return the exit status; a reader of stdout that went away ends quietly (141)."""
+    if err.out.is_stdout:
+        # The unwritten bytes stay buffered and Python flushes stdout again at exit: point fd 1 at devnull
+        # so that flush cannot fail again (the recipe of the Python docs for SIGPIPE).
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
+        if isinstance(err.error, BrokenPipeError):
+            return 141
+    if log is not None:
+        log.error("cannot write output", path=err.out.name, error=str(err.error))
+    print(f"distillguard {command}: {err}", file=sys.stderr)
+    return 2
 
 
 def _load_feedback(path: str, log: Any) -> dict[str, list[dict[str, Any]]]:
@@ -113,11 +200,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"distillguard detect: cannot read input {args.input}: {exc.strerror or exc}", file=sys.stderr)
             return 2
         try:
-            fout = _open_out(args.output, stack)
-            fdl = _open_out(args.dead_letter, stack) if args.dead_letter else None
+            fout = open_output(args.output, stack)
+            fdl = open_output(args.dead_letter, stack) if args.dead_letter else None
         except OSError as exc:
-            log.error("cannot open output", error=str(exc))
-            print(f"distillguard detect: cannot open output: {exc}", file=sys.stderr)
+            path = exc.filename if exc.filename is not None else args.output
+            log.error("cannot open output", path=path, error=str(exc))
+            print(f"distillguard detect: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
             return 2
         bar = None
         if not args.no_progress and sys.stderr.isatty():
@@ -153,46 +241,51 @@ def run(args: argparse.Namespace) -> int:
         pending = 0
         lineno = 0
         try:
-            for lineno, raw in enumerate(fin, 1):  # noqa: B007 - lineno used after the loop
-                if bar is not None:
-                    pending += len(raw)
-                    if pending >= 1 << 20:
-                        bar.update(pending)
-                        pending = 0
-                body = raw.rstrip(b"\r\n")
-                if not body.strip():
-                    counts["blank"] += 1
-                    continue
-                try:
-                    ev = decode(body)
-                except DecodeError as exc:
-                    counts["dead_letter"] += 1
-                    if fdl is not None:
-                        fdl.write(dumps(dead_letter_record(body, exc.reason, max_bytes, source_file=source,
-                                                           line=lineno)) + b"\n")
-                    elif counts["dead_letter"] <= 5:
-                        log.warning("rejected line", line=lineno, reason=exc.reason)
-                    continue
-                alerts = process(ev)
-                if stage.rejected is not None:  # a replayed event id: dead-lettered like a bad line
-                    counts["dead_letter"] += 1
-                    if fdl is not None:
-                        fdl.write(dumps(dead_letter_record(body, stage.rejected, max_bytes, source_file=source,
-                                                           line=lineno)) + b"\n")
-                    continue
-                counts["events"] += 1
-                if alerts:
-                    emit(alerts)
-        except OSError as exc:
-            log.error("cannot read input", path=args.input, line=lineno, error=str(exc))
-            print(f"distillguard detect: cannot read input {args.input} (line {lineno}): {exc.strerror or exc}",
-                  file=sys.stderr)
-            return 2
-        counts["lines"] = lineno
-        emit(engine.finish())
-        if bar is not None:
-            bar.update(pending)
-        fout.flush()
+            try:
+                for lineno, raw in enumerate(fin, 1):  # noqa: B007 - lineno used after the loop
+                    if bar is not None:
+                        pending += len(raw)
+                        if pending >= 1 << 20:
+                            bar.update(pending)
+                            pending = 0
+                    body = raw.rstrip(b"\r\n")
+                    if not body.strip():
+                        counts["blank"] += 1
+                        continue
+                    try:
+                        ev = decode(body)
+                    except DecodeError as exc:
+                        counts["dead_letter"] += 1
+                        if fdl is not None:
+                            fdl.write(dumps(dead_letter_record(body, exc.reason, max_bytes, source_file=source,
+                                                               line=lineno)) + b"\n")
+                        elif counts["dead_letter"] <= 5:
+                            log.warning("rejected line", line=lineno, reason=exc.reason)
+                        continue
+                    alerts = process(ev)
+                    if stage.rejected is not None:  # a replayed event id: dead-lettered like a bad line
+                        counts["dead_letter"] += 1
+                        if fdl is not None:
+                            fdl.write(dumps(dead_letter_record(body, stage.rejected, max_bytes, source_file=source,
+                                                               line=lineno)) + b"\n")
+                        continue
+                    counts["events"] += 1
+                    if alerts:
+                        emit(alerts)
+            except OSError as exc:  # only reading can raise OSError here: writes raise WriteError
+                log.error("cannot read input", path=args.input, line=lineno, error=str(exc))
+                print(f"distillguard detect: cannot read input {args.input} (line {lineno}): {exc.strerror or exc}",
+                      file=sys.stderr)
+                return 2
+            counts["lines"] = lineno
+            emit(engine.finish())
+            if bar is not None:
+                bar.update(pending)
+            fout.close()
+            if fdl is not None:
+                fdl.close()
+        except WriteError as err:
+            return write_failed(err, NAME, log)
     elapsed = time.perf_counter() - started
     stats = engine.stats
     log.info("detect finished", **counts, late_events=stats["late_events"], future_clamped=stats["future_clamped"],

@@ -3,7 +3,8 @@
 One verdict from the options (``--alert-id``, ``--tenant``, ``--label``, ``--note``) or many from
 ``--file`` (JSON lines, ``-`` = stdin). Every record is validated before anything is sent, so a
 typo in a label never reaches the workers; the record is keyed by ``tenant_id`` like the workers
-re-key it. Exit status: 0 when all were sent, 2 when a record is invalid or the file cannot be read.
+re-key it. Exit status: 0 when all were sent, 2 when a record is invalid, the file cannot be read or the
+broker cannot be reached.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from kafka import KafkaProducer
 
     from distillguard.settings import load_settings
-    from streams.clients import kafka_python_config
+    from streams.clients import kafka_python_config, preflight
 
     try:
         records = _records(args)
@@ -91,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     settings = load_settings()
     topic = args.topic or settings.feedback_topic
+    preflight(settings)  # an unreachable broker or bad credentials: one clear line and exit 2 (cli.main), not a hang
     producer = KafkaProducer(acks="all", **kafka_python_config(settings))
     try:
         for _, rec in records:

@@ -8,10 +8,11 @@ the labels file never does.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
-from contextlib import nullcontext
-from pathlib import Path
+from collections.abc import Callable
+from contextlib import ExitStack, nullcontext
 from typing import Any
 
 import orjson
@@ -20,20 +21,45 @@ NAME = "simulate"
 HELP = "generate labelled synthetic usage events (to a JSONL file, stdout or Kafka)"
 
 
+def _checked(convert: Callable[[str], float], ok: Callable[[float], bool], wanted: str) -> Callable[[str], Any]:
+    """An argparse ``type=``: ``convert`` the text, then insist on a finite value that is ``ok``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, not {text!r}") from None
+        if not (math.isfinite(value) and ok(value)):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, not {text!r}")
+        return value
+
+    return parse
+
+
+# Zero or negative rate multipliers make attack intervals divide by zero or never advance (a hang), zero days
+# or tenants make no traffic at all: argparse rejects them (exit status 2) instead.
+_POSITIVE = _checked(float, lambda v: v > 0, "a finite number greater than 0")
+_POSITIVE_INT = _checked(int, lambda v: v > 0, "a whole number greater than 0")
+_SHARE = _checked(float, lambda v: 0 <= v <= 1, "a number from 0 to 1")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=("demo", "suite"), default="demo", help="traffic mix (default: demo)")
     parser.add_argument("--seed", type=int, default=7, help="random seed (default: 7)")
-    parser.add_argument("--days", type=int, help="override the preset's number of days")
-    parser.add_argument("--tenants", type=int, help="scale the preset to about this many benign tenants")
-    parser.add_argument("--intensity", type=float, default=1.0, help="multiply attack request rates (default: 1)")
+    parser.add_argument("--days", type=_POSITIVE_INT, help="override the preset's number of days (>= 1)")
+    parser.add_argument("--tenants", type=_POSITIVE_INT,
+                        help="scale the preset to about this many benign tenants (>= 1)")
+    parser.add_argument("--intensity", type=_POSITIVE, default=1.0,
+                        help="multiply attack request rates, > 0 (default: 1)")
     parser.add_argument("--benign", action="append", default=[], metavar="PROFILE=N",
                         help="set the number of benign tenants of one profile (repeatable), e.g. --benign batch=20")
-    parser.add_argument("--volume", type=float, help="multiply benign request rates")
-    parser.add_argument("--malformed-share", type=float, help="share of deliberately malformed lines")
+    parser.add_argument("--volume", type=_POSITIVE, help="multiply benign request rates, > 0")
+    parser.add_argument("--malformed-share", type=_SHARE, help="share of deliberately malformed lines, 0 to 1")
     parser.add_argument("--out", default="-", help="events JSONL file, '-' for stdout (default)")
     parser.add_argument("--labels", help="write the ground-truth labels JSON here")
     parser.add_argument("--to", choices=("file", "kafka"), default="file", help="write to --out (file) or produce to Kafka")
-    parser.add_argument("--rate", type=float, help="with --to kafka: events per second (default: as fast as possible)")
+    parser.add_argument("--rate", type=_POSITIVE,
+                        help="with --to kafka: events per second, > 0 (default: as fast as possible)")
 
 
 def build_config(args: argparse.Namespace) -> Any:
@@ -49,7 +75,9 @@ def build_config(args: argparse.Namespace) -> Any:
     for item in getattr(args, "benign", None) or []:
         name, _, count = item.partition("=")
         if name not in BENIGN_PROFILES or not count.isdigit():
-            raise SystemExit(f"simulate: --benign wants PROFILE=N with PROFILE one of {', '.join(BENIGN_PROFILES)}")
+            print(f"distillguard simulate: --benign wants PROFILE=N with PROFILE one of {', '.join(BENIGN_PROFILES)}",
+                  file=sys.stderr)
+            raise SystemExit(2)
         cfg.benign[name] = int(count)
     return cfg
 
@@ -111,22 +139,35 @@ def _to_kafka(sim: Any, rate: float | None) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from distillguard.commands.detect import WriteError, open_output, write_failed
     from simulator import generate
 
     cfg = build_config(args)
     t0 = time.monotonic()
-    sim = generate(cfg)
-    if args.to == "kafka":
-        lines, _ = _to_kafka(sim, args.rate)
-        dest = "kafka topic"
-    else:
-        out_ctx = nullcontext(sys.stdout.buffer) if args.out == "-" else open(Path(args.out), "wb")  # noqa: SIM115
-        with out_ctx as out, _progress(None) as bar:
-            sim.write(out, progress=bar.update if bar is not None else None)
-        dest = "stdout" if args.out == "-" else args.out
-    labels = sim.labels()
-    if args.labels:
-        Path(args.labels).write_bytes(orjson.dumps(labels, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    with ExitStack() as stack:
+        try:  # open both outputs before generating anything, so a bad path fails at once
+            labels_out = open_output(args.labels, stack, dash_is_stdout=False) if args.labels else None
+            out = open_output(args.out, stack) if args.to == "file" else None
+        except OSError as exc:
+            print(f"distillguard simulate: cannot write {exc.filename or args.out}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 2
+        sim = generate(cfg)
+        try:
+            if out is None:
+                _to_kafka(sim, args.rate)
+                dest = "kafka topic"
+            else:
+                with _progress(None) as bar:
+                    sim.write(out, progress=bar.update if bar is not None else None)
+                out.close()
+                dest = out.name
+            labels = sim.labels()
+            if labels_out is not None:
+                labels_out.write(orjson.dumps(labels, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+                labels_out.close()
+        except WriteError as err:
+            return write_failed(err, NAME)
     c = labels["counts"]
     n_att = len(labels["attacks"])
     n_ten = len(labels["tenants"])
