@@ -210,3 +210,18 @@ def test_topics_help_names_every_topic_it_creates() -> None:
     for topic in ("events", "dead-letter", "alerts", "feedback", "notifications", "OCSF", "ECS"):
         assert topic in text
     assert "retention settings" not in text and "broker's defaults" in text
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--from", "2026-06-02", "--to", "2026-06-01"], "--to (2026-06-01) must be after --from (2026-06-02)"),
+    (["--from", "2026-06-0x"], "not a time: '2026-06-0x'"),
+    (["--window-seconds", "0"], "argument --window-seconds: must be greater than 0"),
+    (["--lookback-seconds", "-5"], "argument --lookback-seconds: must not be negative"),
+])
+def test_replay_rejects_a_bad_range_or_option_before_contacting_the_broker(tmp_path: Path, args: list[str],
+                                                                            expected: str) -> None:
+    """Nothing listens on the broker address: the error must come from the options, at once."""
+    started = time.monotonic()
+    res = cli("replay", *args, "--output", str(tmp_path / "a.jsonl"), DISTILLGUARD_BOOTSTRAP_SERVERS="127.0.0.1:1")
+    assert_clean_failure(res, expected)
+    assert "cannot connect" not in res.stderr and time.monotonic() - started < 30

@@ -28,7 +28,7 @@ NAME = "detect"
 HELP = "run detection over an events JSONL file (embedded mode, no Kafka) and write alerts as JSON lines"
 
 
-def _seconds(*, positive: bool) -> Any:
+def seconds_type(*, positive: bool) -> Any:
     """An argparse ``type=``: a finite number of seconds, > 0 when ``positive`` else >= 0."""
 
     def parse(text: str) -> float:
@@ -52,9 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", default="-", help="alerts JSONL file, '-' for stdout (default)")
     parser.add_argument("--dead-letter", help="write rejected lines here (JSON lines with reason and line number)")
     parser.add_argument("--feedback", help="analyst feedback JSONL file to apply (feedback.schema.json records)")
-    parser.add_argument("--window-seconds", type=_seconds(positive=True),
+    parser.add_argument("--window-seconds", type=seconds_type(positive=True),
                         help="tenant window length in seconds, > 0 (default 300)")
-    parser.add_argument("--allowed-lateness", type=_seconds(positive=False),
+    parser.add_argument("--allowed-lateness", type=seconds_type(positive=False),
                         help="watermark lateness in seconds, >= 0 (default 120)")
     parser.add_argument("--no-progress", action="store_true", help="never show the progress bar")
     parser.add_argument("--format", choices=("contract", "ocsf", "ecs"), default="contract",

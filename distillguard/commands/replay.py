@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from distillguard.commands.detect import seconds_type
+
 NAME = "replay"
 HELP = "replay historical events (by time or offsets, optionally some tenants) into a separate alert topic or file"
 
@@ -32,10 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="explicit ranges P:START-END (END exclusive, either side may be empty), comma-separated")
     rng.add_argument("--tenant", action="append", default=[], help="only this tenant (repeatable)")
     rng.add_argument("--tenants-file", help="only the tenants listed in this file (one a line, # comments)")
-    rng.add_argument("--lookback-seconds", type=float,
+    rng.add_argument("--lookback-seconds", type=seconds_type(positive=False),
                      help="scan records from this long before --from by record timestamp "
                           "(default allowed lateness + window = 420)")
-    rng.add_argument("--lookahead-seconds", type=float,
+    rng.add_argument("--lookahead-seconds", type=seconds_type(positive=False),
                      help="scan records until this long after --to by record timestamp (default as lookback)")
     rng.add_argument("--scan", action="store_true",
                      help="ignore the broker's time index: read every retained record and trim by event time")
@@ -48,8 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     st.add_argument("--no-finish", action="store_true",
                     help="do not close the windows still open at the end of the range (default: close them, "
                          "as `distillguard detect` does at end of input)")
-    st.add_argument("--window-seconds", type=float, help="tenant window length (default 300)")
-    st.add_argument("--allowed-lateness", type=float, help="watermark lateness in seconds (default 120)")
+    st.add_argument("--window-seconds", type=seconds_type(positive=True), help="tenant window length, > 0 (default 300)")
+    st.add_argument("--allowed-lateness", type=seconds_type(positive=False),
+                    help="watermark lateness in seconds, >= 0 (default 120)")
     run = parser.add_argument_group("run")
     run.add_argument("--run-id", help="name of this run (default UTC time + random suffix)")
     run.add_argument("--checkpoint", help="checkpoint file (default .distillguard-replay/<run-id>.checkpoint.json)")
@@ -97,6 +100,11 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level, stream=sys.stderr)
+    try:
+        _check_range(args)  # before the broker: a typo in the range needs no connection to be pointed out
+    except ReplayError as exc:
+        print(f"distillguard replay: {exc}", file=sys.stderr)
+        return 2
     preflight(settings)
     log = get_logger("distillguard.replay")
     try:
@@ -107,6 +115,16 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"distillguard replay: {exc}", file=sys.stderr)
         return 2
+
+
+def _check_range(args: argparse.Namespace) -> None:
+    """Raise ReplayError for a --from/--to that does not parse or is empty (the plan checks it again)."""
+    from streams.replay import ReplayError, parse_time
+
+    start = parse_time(args.time_from) if getattr(args, "time_from", None) else None
+    end = parse_time(args.time_to) if getattr(args, "time_to", None) else None
+    if start is not None and end is not None and end <= start:
+        raise ReplayError(f"--to ({args.time_to}) must be after --from ({args.time_from})")
 
 
 def _run(args: argparse.Namespace, settings: Any, log: Any) -> int:
