@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from detectors.baseline import BaselineDetector, ScoreDrift
-from detectors.common import DetectorConfig, make_alert, rnd, severity_of
+from detectors.common import DetectorConfig, make_alert, rnd, severity_of, stable_id
 from detectors.scoring import PRIOR, absolute_score, combine, reasons, relative_shift_vec
 from detectors.window import FEATURES, F, Window, single_shot_features, ss_counters, window_features
 
@@ -114,7 +114,7 @@ class _Tenant:
         "recent", "n_active", "drift_at", "run_start", "low_run", "last_x",
         "inc_start", "inc_seq", "inc_sev", "inc_score", "inc_events", "inc_reported", "inc_first_seen",
         "inc_last_susp", "inc_evidence", "inc_pattern", "last_pattern", "cooldown_until", "suppressed",
-        "flagged", "n_late", "n_future", "n_suppressed", "carry", "ids", "ids_i", "ss_trail",
+        "flagged", "n_late", "n_future", "n_suppressed", "carry", "ids", "ids_i", "ss_trail", "last_inc",
     )
 
 
@@ -146,6 +146,7 @@ class TenantDetector:
         self._summaries: list[KeySummary] = []
         self._incidents: set[str] = set()  # tenants with an open incident (for quiet-period resolution)
         self._pending_feedback: dict[str, list[dict[str, Any]]] = {}
+        self.feedback_result = ""  # what the last apply_feedback did (see there)
         self.changed: set[str] = set()  # tenants whose state changed since drain_changed(): what a checkpoint writes
         self.model_first_seen = model_first_seen if model_first_seen is not None else {}
         self.stream_start = math.inf  # earliest event time seen (models present from the start are not "new")
@@ -204,6 +205,7 @@ class TenantDetector:
         st.n_late = st.n_future = st.n_suppressed = 0
         st.carry = None
         st.ss_trail = None  # (window start, *single-shot counters) of recent windows with single-shot requests
+        st.last_inc = None  # (start, alerts sent) of the last resolved incident: what a late verdict can name
         st.ids = array("Q", bytes(8 * _ID_RING))
         st.ids_i = 0
         self._tenants[tid] = st
@@ -710,6 +712,7 @@ class TenantDetector:
         rs = [reason or {"signal": "quiet_period", "value": c.quiet_period, "baseline": None, "weight": 0.0,
                          "text": f"no suspicious window for {c.quiet_period / 3600:.1f} h of event time"}]
         alert = self._alert(st, "resolved", st.inc_score, t, st.inc_last_susp - self._W, st.inc_last_susp, rs)
+        st.last_inc = (st.inc_start, st.inc_seq)
         st.inc_start = None
         st.cooldown_until = t + c.cooldown
         st.run_start = None
@@ -801,39 +804,63 @@ class TenantDetector:
     def apply_feedback(self, record: dict[str, Any]) -> list[dict[str, Any]]:
         """Apply an analyst verdict (``schemas/feedback.schema.json``).
 
-        ``false_positive`` / ``benign_expected``: the tenant's current (or last) incident pattern (its
-        dominant signals) is suppressed for this tenant, the last window is folded into its baseline with
-        extra weight, and an open incident is resolved. ``true_positive``: the tenant stays flagged (its
-        incident is not auto-resolved and any suspicious window re-opens one without the persistence rule).
+        ``false_positive`` / ``benign_expected``: if ``alert_id`` is an alert of the tenant's open incident or
+        of its last resolved one, that incident's pattern (its dominant signals) is suppressed for this tenant,
+        the last window is folded into its baseline with extra weight, and an open incident is resolved. A
+        verdict naming any other alert (a typo, an older incident) changes nothing: silencing an incident must
+        never follow from a verdict on a different one. ``true_positive``: the tenant stays flagged (its
+        incident is not auto-resolved and any suspicious window re-opens one without the persistence rule),
+        whichever of its alerts it names -- the safe direction. :attr:`feedback_result` says what happened:
+        ``applied``, ``unmatched``, ``pending`` (tenant not seen yet) or ``ignored`` (unknown label).
         """
         tid = record.get("tenant_id")
+        self.feedback_result = "ignored"
         if not isinstance(tid, str):
             return []
         st = self._tenants.get(tid)
         if st is None and self.loader is not None:
             st = self._reload(tid)
         if st is None:  # kept (bounded) until the tenant appears or is restored
+            self.feedback_result = "pending"
             if tid in self._pending_feedback or len(self._pending_feedback) < 10_000:
                 self._pending_feedback.setdefault(tid, []).append(dict(record))
                 del self._pending_feedback[tid][:-8]
             return []
         return self._feedback_state(st, record)
 
+    def _incident_of(self, st: _Tenant, alert_id: Any) -> str | None:
+        """``current`` or ``last`` if ``alert_id`` is one of the alerts of that incident of the tenant, else None."""
+        for which, inc in (("current", (st.inc_start, st.inc_seq) if st.inc_start is not None else None),
+                           ("last", st.last_inc)):
+            if inc is not None:
+                start = round(inc[0], 3)
+                if any(alert_id == f"t-{stable_id('tenant', st.tid, start, seq)}" for seq in range(inc[1])):
+                    return which
+        return None
+
     def _feedback_state(self, st: _Tenant, record: dict[str, Any]) -> list[dict[str, Any]]:
-        self.changed.add(st.tid)
         label = record.get("label")
+        self.feedback_result = "ignored"
         if label == "true_positive":
+            self.changed.add(st.tid)
             st.flagged = True
+            self.feedback_result = "applied"
             return []
         if label not in ("false_positive", "benign_expected"):
             return []
+        which = self._incident_of(st, record.get("alert_id"))
+        if which is None:
+            self.feedback_result = "unmatched"
+            return []
+        self.changed.add(st.tid)
+        self.feedback_result = "applied"
         st.flagged = False
-        pattern = st.inc_pattern if st.inc_start is not None else st.last_pattern
+        pattern = st.inc_pattern if which == "current" else st.last_pattern
         if pattern and pattern not in st.suppressed:
             st.suppressed = [*st.suppressed, pattern][-4:]
         if st.last_x is not None:
             self._own_base(st).learn_values(st.last_x, weight=10)
-        if st.inc_start is not None:
+        if which == "current":
             return self._resolve(st, {"signal": "analyst_feedback", "value": label, "baseline": None, "weight": 0.0,
                                       "text": f"analyst marked alert {record.get('alert_id')} as {label}"},
                                  at=max(st.max_ts, st.inc_last_susp))
@@ -876,6 +903,8 @@ class TenantDetector:
         })
         if st.ss_trail is not None:
             doc["ss_trail"] = st.ss_trail
+        if st.last_inc is not None:
+            doc["last_inc"] = st.last_inc
         return _SNAP_MAGIC + struct.pack("<H", _SNAP_VERSION) + orjson.dumps(doc)
 
     def restore(self, tenant_id: str, data: bytes) -> None:
@@ -915,6 +944,9 @@ class TenantDetector:
         st.last_x = array("d", d["last_x"]) if d["last_x"] is not None else None
         if d.get("carry") is not None:
             st.carry = _win_from_list(d["carry"])
+        last_inc = d.get("last_inc")  # absent before the first resolution, and in snapshots written before it was kept
+        if last_inc is not None:
+            st.last_inc = (last_inc[0], int(last_inc[1]))
         trail = d.get("ss_trail")  # absent when empty, and in snapshots written before the single-shot trail
         if trail:
             st.ss_trail = tuple(tuple(t) for t in trail)

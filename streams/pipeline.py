@@ -464,7 +464,14 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             alerts = det.apply_feedback(record)
             if tid in det:
                 state[tid.encode()] = det.snapshot(tid)  # a verdict is checkpointed at once
-            log.info("feedback_applied", label=record.get("label"), alert_id=record.get("alert_id"))
+            if det.feedback_result == "unmatched":  # a typo or an older incident: it must not silence this one
+                log.warning("feedback_unmatched", label=record.get("label"), alert_id=record.get("alert_id"),
+                            reason="not an alert of the tenant's open or last resolved incident")
+            elif det.feedback_result == "applied":
+                log.info("feedback_applied", label=record.get("label"), alert_id=record.get("alert_id"))
+            else:  # an unknown label (ignored), or a tenant this worker has no state of yet (pending)
+                log.info("feedback_not_applied", result=det.feedback_result, label=record.get("label"),
+                         alert_id=record.get("alert_id"))
             await publish(alerts)
 
     cluster_state = app.Table("cluster-state", default=None, partitions=1, key_type=bytes, value_type=bytes)

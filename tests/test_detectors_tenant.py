@@ -210,6 +210,44 @@ def test_false_positive_feedback_suppresses_the_pattern() -> None:
     assert eng.stats["suppressed"] >= 1
 
 
+def test_a_verdict_acts_only_on_the_incident_whose_alert_it_names() -> None:
+    """A false-positive verdict whose alert id is not one of the tenant's open or last resolved incident's
+    alerts (a typo, a stale id) changes nothing; one naming the open incident's alert resolves it; one naming
+    the last resolved incident's alert (its ``resolved`` one included) suppresses that incident's pattern,
+    also after a snapshot and restore."""
+    cfg = DetectorConfig(quiet_period=1800, cooldown=600)
+    first, again = S.extraction("v", hours=1), S.extraction("v", start=S.T0 + 3 * 3600, hours=1, seed=5)
+    det = TenantDetector(cfg)
+    out: list[dict[str, Any]] = []
+    for e in first:
+        out += det.process(e)
+    opened = next(a for a in out if a["status"] == "open")
+    before = det.snapshot("v")
+    for wrong in ("t-0123456789abcdef0123456789abcdef", opened["alert_id"][:-1] + "0", "c-" + opened["alert_id"][2:]):
+        assert det.apply_feedback({**_feedback(opened, "false_positive"), "alert_id": wrong}) == []
+        assert det.feedback_result == "unmatched"
+    assert det.snapshot("v") == before and det.tenant_info("v")["incident_open"], "an unmatched verdict changes nothing"
+    resolved = det.apply_feedback(_feedback(opened, "false_positive"))
+    assert det.feedback_result == "applied" and [a["status"] for a in resolved] == ["resolved"]
+    # the last resolved incident: a late verdict on its resolved alert still suppresses its pattern after a restore
+    late = TenantDetector(cfg)
+    solo = TenantDetector(cfg)
+    gone: list[dict[str, Any]] = []
+    for e in first:
+        gone += late.process(e)
+        solo.process(e)
+    gone += late.advance(S.T0 + 2.5 * 3600)
+    solo.advance(S.T0 + 2.5 * 3600)
+    closing = next(a for a in gone if a["status"] == "resolved")
+    restored = TenantDetector(cfg)
+    restored.restore("v", late.snapshot("v"))
+    assert restored.apply_feedback(_feedback(closing, "benign_expected")) == []
+    assert restored.feedback_result == "applied"
+    reopened = [a["status"] for e in again for a in restored.process(e)]
+    control = [a["status"] for e in again for a in solo.process(e)]
+    assert "open" in control and "open" not in reopened, "the same pattern is suppressed on its return"
+
+
 def test_true_positive_keeps_tenant_flagged() -> None:
     cfg = DetectorConfig(quiet_period=1800)
     eng = Engine(cfg)

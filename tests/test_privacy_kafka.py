@@ -89,7 +89,7 @@ def test_no_prompt_text_anywhere_and_hostile_strings_escaped(kafka_env, worker_f
                                       "tenant_id": HOSTILE[0]})).get(timeout=30)
     producer.close()
     deadline = time.time() + 60
-    while "feedback_applied" not in worker.log_text() and time.time() < deadline:
+    while '"event":"feedback_' not in worker.log_text() and time.time() < deadline:
         time.sleep(0.5)
     time.sleep(2)  # past the last checkpoint interval: every tenant's state is in the changelog
     status, body = worker.get("/metrics")
@@ -135,7 +135,7 @@ def test_no_prompt_text_anywhere_and_hostile_strings_escaped(kafka_env, worker_f
         rec = orjson.loads(line)  # raises on any line that is not one complete JSON document
         assert isinstance(rec, dict), line
         parsed.append(rec)
-    applied = [r for r in parsed if r.get("event") == "feedback_applied"]
+    applied = [r for r in parsed if r.get("event") in ("feedback_applied", "feedback_not_applied")]
     assert applied, "the hostile verdict was logged"
     assert applied[0]["alert_id"] == 't-\\x1b[2Jforged\\x0a{"level":"critical","event":"pwned"}'
     assert not [r for r in parsed if r.get("event") in {"forged", "pwned"} or r.get("level") == "critical"]

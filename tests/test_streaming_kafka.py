@@ -281,6 +281,13 @@ def test_false_positive_verdict_stops_repeat_alerts(kafka_env, worker_factory, t
     produce(bootstrap, kafka_env["DISTILLGUARD_EVENTS_TOPIC"], first)
     opened = consume_alerts(bootstrap, alerts_topic, until=lambda rs: any(a["status"] == "open" for a in rs))
     alert = next(a for a in opened if a["status"] == "open")
+    # a verdict naming another alert id (a typo) must not silence this incident
+    produce_feedback(bootstrap, kafka_env["DISTILLGUARD_FEEDBACK_TOPIC"],
+                     {"alert_id": alert["alert_id"][:-4] + "0000", "label": "false_positive", "tenant_id": "tenant-fp"})
+    deadline = time.time() + 60
+    while "feedback_unmatched" not in worker.log_text() and time.time() < deadline:
+        time.sleep(0.5)
+    assert "feedback_unmatched" in worker.log_text()
     produce_feedback(bootstrap, kafka_env["DISTILLGUARD_FEEDBACK_TOPIC"],
                      {"alert_id": alert["alert_id"], "label": "false_positive", "tenant_id": "tenant-fp",
                       "note": "internal red team"})
@@ -295,6 +302,9 @@ def test_false_positive_verdict_stops_repeat_alerts(kafka_env, worker_factory, t
     live = [orjson.loads(r.value) for r in read_topic(bootstrap, alerts_topic)]
     assert [a["alert_id"] for a in live if a["status"] == "open"] == [alert["alert_id"]]
     assert any(a["status"] == "resolved" and a["reasons"][0]["signal"] == "analyst_feedback" for a in live)
+    feedback_resolved = [a for a in live if a["status"] == "resolved" and a["reasons"][0]["signal"] == "analyst_feedback"]
+    assert len(feedback_resolved) == 1 and alert["alert_id"] in feedback_resolved[0]["reasons"][0]["text"], \
+        "resolved by the verdict that names it, not by the mistyped one"
 
 
 def produce_feedback(bootstrap: str, topic: str, record: dict) -> None:
