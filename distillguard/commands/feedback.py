@@ -3,8 +3,8 @@
 One verdict from the options (``--alert-id``, ``--tenant``, ``--label``, ``--note``) or many from
 ``--file`` (JSON lines, ``-`` = stdin). Every record is validated before anything is sent, so a
 typo in a label never reaches the workers; the record is keyed by ``tenant_id`` like the workers
-re-key it. Exit status: 0 when all were sent, 2 when a record is invalid, the file cannot be read or the
-broker cannot be reached.
+re-key it. Exit status: 0 when all were sent, 2 when a record is invalid, the file cannot be read, the
+broker cannot be reached or the topic does not exist.
 """
 
 from __future__ import annotations
@@ -29,6 +29,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topic", help="feedback topic (default DISTILLGUARD_FEEDBACK_TOPIC)")
 
 
+def require_topic(settings: Any, topic: str, command: str, hint: str, timeout: float = 10.0) -> bool:
+    """Whether ``topic`` exists on the broker; if not, print one line (``command``, the topic, ``hint``) to stderr.
+
+    Why: a kafka-python producer waits ``max_block_ms`` (60 s) for the metadata of a topic that is not
+    there, then dies with a KafkaTimeoutError traceback. Listing the topics (connection and security from
+    ``kafka_python_config``; listing all topics never auto-creates one) answers at once. Call it after
+    ``preflight``; a broker that stops answering here is a :class:`BrokerConnectError` (one line, exit 2).
+    """
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    from streams.clients import BrokerConnectError, kafka_python_config
+
+    ms = int(timeout * 1000)
+    admin = None
+    try:
+        admin = KafkaAdminClient(**kafka_python_config(settings), client_id=f"distillguard-{command}",
+                                 request_timeout_ms=ms, bootstrap_timeout_ms=ms)
+        topics = set(admin.list_topics())
+    except KafkaError as exc:
+        raise BrokerConnectError(f"cannot list the topics on the broker: {type(exc).__name__}: {exc}") from None
+    finally:
+        if admin is not None:
+            admin.close()
+    if topic in topics:
+        return True
+    print(f"distillguard {command}: topic {topic!r} does not exist: {hint}", file=sys.stderr)
+    return False
+
+
 def problems(record: Any) -> list[str]:
     """What is wrong with a feedback record, per the schema's required fields, enum and lengths."""
     from schemas.codec import load_schema
@@ -36,7 +66,8 @@ def problems(record: Any) -> list[str]:
     schema = load_schema("feedback")
     if not isinstance(record, dict):
         return ["not a JSON object"]
-    out = [f"{name} is missing" for name in schema["required"] if record.get(name) in (None, "")]
+    out = [f"{name} is missing" if record.get(name) is None else f"{name} is empty"
+           for name in schema["required"] if record.get(name) in (None, "")]
     for name, spec in schema["properties"].items():
         value = record.get(name)
         if value is None:
@@ -93,6 +124,10 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     topic = args.topic or settings.feedback_topic
     preflight(settings)  # an unreachable broker or bad credentials: one clear line and exit 2 (cli.main), not a hang
+    hint = ("check --topic (`distillguard topics create` creates the DISTILLGUARD_FEEDBACK_TOPIC one)" if args.topic
+            else "create it with `distillguard topics create` (or set DISTILLGUARD_FEEDBACK_TOPIC)")
+    if not require_topic(settings, topic, NAME, hint):  # else the producer would wait 60 s, then a traceback
+        return 2
     producer = KafkaProducer(acks="all", **kafka_python_config(settings))
     try:
         for _, rec in records:

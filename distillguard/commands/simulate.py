@@ -110,14 +110,20 @@ def _progress(total: int | None, unit: str = "ev"):
     return nullcontext(None)
 
 
-def _to_kafka(sim: Any, rate: float | None) -> tuple[int, int]:
-    from kafka import KafkaProducer
-
-    from distillguard.settings import load_settings
+def _kafka_target(settings: Any) -> bool:
+    """Whether the events topic is there to produce to; if not, one line on stderr (checked before anything
+    is generated or written, so a missing topic leaves no half-written labels file and no 60 s hang)."""
+    from distillguard.commands.feedback import require_topic
     from streams.clients import preflight
 
-    settings = load_settings()
-    preflight(settings)
+    preflight(settings)  # unreachable broker / bad credentials: BrokerConnectError, one line and exit 2 (cli.main)
+    return require_topic(settings, settings.events_topic, NAME,
+                         "create it with `distillguard topics create` (or set DISTILLGUARD_EVENTS_TOPIC)")
+
+
+def _to_kafka(sim: Any, rate: float | None, settings: Any) -> tuple[int, int]:
+    from kafka import KafkaProducer
+
     producer = KafkaProducer(**kafka_producer_config(settings), acks="all", linger_ms=20, compression_type=None)
     sent = 0
     t0 = time.monotonic()
@@ -143,6 +149,13 @@ def run(args: argparse.Namespace) -> int:
     from simulator import generate
 
     cfg = build_config(args)
+    settings = None
+    if args.to == "kafka":
+        from distillguard.settings import load_settings
+
+        settings = load_settings()
+        if not _kafka_target(settings):
+            return 2
     t0 = time.monotonic()
     with ExitStack() as stack:
         try:  # open both outputs before generating anything, so a bad path fails at once
@@ -155,8 +168,8 @@ def run(args: argparse.Namespace) -> int:
         sim = generate(cfg)
         try:
             if out is None:
-                _to_kafka(sim, args.rate)
-                dest = "kafka topic"
+                _to_kafka(sim, args.rate, settings)
+                dest = f"kafka topic {settings.events_topic}"
             else:
                 with _progress(None) as bar:
                     sim.write(out, progress=bar.update if bar is not None else None)
