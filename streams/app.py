@@ -47,6 +47,13 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.page("/readyz")
     async def readyz(web, request):  # type: ignore[no-untyped-def]
+        # missing: topics of the subscription the broker did not list when the consumer subscribed, as
+        # re-checked every 10 s in the background (streams/transport.py); no broker call per request
+        missing = list(getattr(app.consumer, "missing_topics", ()))
+        if missing:
+            return web.json({"ready": False, "missing_topics": missing,
+                             "reason": "subscribed topics do not exist: create them with `distillguard topics create`"},
+                            status=503)
         ready = app.rebalancing is False and bool(app.consumer.assignment())
         return web.json({"ready": ready}, status=200 if ready else 503)
 

@@ -61,6 +61,7 @@ log = get_logger(__name__)
 DirectHandler = Callable[[Message], Coroutine[Any, Any, "int | None"]]
 DIRECT_YIELD_EVERY = 64  # direct messages between two yields to the event loop (timers, rebalance callbacks)
 TOPIC_WAIT_SECONDS = 30.0  # how long a subscription waits for its topics to reach the broker's metadata
+MISSING_RECHECK_SECONDS = 10.0  # how often topics still missing after that wait are looked for again
 
 
 class _Continue:
@@ -108,6 +109,12 @@ class Consumer(faust_aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         self._skipped: dict[TP, int] = {}  # first record per partition not delivered while flow was suspended
 
+    #: Topics of the subscription the broker did not list at the last check: nothing is consumed from
+    #: them and ``/readyz`` answers 503 naming them (streams/app.py). Checked when Faust subscribes,
+    #: then every ``MISSING_RECHECK_SECONDS`` in the background while any is missing.
+    missing_topics: tuple[str, ...] = ()
+    _missing_watch: asyncio.Future | None = None
+
     async def subscribe(self, topics: Iterable[str]) -> None:
         """Faust's subscribe, once every topic is in the broker's metadata (at most ``TOPIC_WAIT_SECONDS``).
 
@@ -115,14 +122,68 @@ class Consumer(faust_aiokafka.Consumer):
         subscribes. In a CI run the group leader assigned from metadata that did not list the new
         cluster-summaries topic yet ("Ignoring missing topic"); the topic stayed unassigned until the
         consumer's next metadata refresh (up to 5 minutes), so no cluster alert came at all.
+
+        Topics still missing after the wait (an events topic nobody created, a typo in a topic
+        setting) are remembered in :attr:`missing_topics`, so the worker does not report ready while
+        it consumes nothing from them, and looked for again in the background (``_recheck_missing``).
         """
         names = list(topics)  # (Faust passes its topic -> channels index)
         settings = getattr(self.app.conf, "distillguard", None)
         if settings is not None and names:
             missing = await asyncio.to_thread(wait_for_topics, settings, names, TOPIC_WAIT_SECONDS)
+            self.missing_topics = tuple(missing)
             if missing:
-                log.warning("topics_missing_at_subscribe", topics=missing, waited_seconds=TOPIC_WAIT_SECONDS)
+                log.warning("topics_missing_at_subscribe", topics=missing, waited_seconds=TOPIC_WAIT_SECONDS,
+                            action="nothing is consumed from them and /readyz answers 503 until they exist: create "
+                            "them with `distillguard topics create` (same settings as the worker) or fix the topic "
+                            "settings; the worker looks for them every "
+                            f"{MISSING_RECHECK_SECONDS:g} s and is ready once they are assigned")
+                if self._missing_watch is None or self._missing_watch.done():
+                    self._missing_watch = self.add_future(self._recheck_missing(settings))
         await super().subscribe(names)
+
+    async def _recheck_missing(self, settings: Any) -> None:
+        """Every ``MISSING_RECHECK_SECONDS`` while topics are missing: look them up once; when some appear,
+        make the consumer refresh its metadata, which starts a rebalance that assigns them, and forget them
+        once that rebalance has assigned partitions (a new consumer generation).
+
+        Without the refresh a topic created later would be assigned only at the consumer's next
+        periodic metadata refresh, up to 5 minutes later.
+        """
+        while self.missing_topics and not self.should_stop:
+            await self.sleep(MISSING_RECHECK_SECONDS)
+            if self.should_stop or not self.missing_topics:
+                return
+            before = list(self.missing_topics)
+            try:
+                still = await asyncio.to_thread(wait_for_topics, settings, before, 0.0)
+            except Exception as exc:  # noqa: BLE001 - the broker may be away: try again at the next round
+                log.info("topics_recheck_failed", topics=before, error=f"{type(exc).__name__}: {str(exc)[:200]}")
+                continue
+            if still == before:
+                continue
+            appeared = sorted(set(before) - set(still))
+            generation = self.app.consumer_generation_id
+            try:
+                client = self._thread._ensure_consumer()._client  # type: ignore[attr-defined]
+                await self._thread.call_thread(client.force_metadata_update)  # type: ignore[attr-defined]
+            except Exception as exc:  # noqa: BLE001 - tried again at the next round
+                log.warning("metadata_refresh_failed", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+                continue
+            # still "missing" (not ready) until the rebalance the new metadata starts has assigned them
+            waited = 0.0
+            while self.app.consumer_generation_id == generation and waited < TOPIC_WAIT_SECONDS:
+                await self.sleep(0.5)
+                waited += 0.5
+                if self.should_stop:
+                    return
+            if self.app.consumer_generation_id == generation:
+                log.warning("topics_appeared_not_assigned", topics=appeared, waited_seconds=waited,
+                            action=f"metadata refreshed again in {MISSING_RECHECK_SECONDS:g} s")
+                continue
+            if list(self.missing_topics) == before:  # (unless a subscribe checked again meanwhile)
+                self.missing_topics = tuple(still)
+            log.info("topics_appeared", topics=appeared, still_missing=still, assigned_after_seconds=waited)
 
     async def perform_seek(self) -> None:
         """Faust's seek to the committed offsets, and to the log start for stream partitions without one.

@@ -1,21 +1,117 @@
 """Run a Faust worker: consume usage events, validate them, detect, and publish alerts.
 
-Stops cleanly on SIGTERM or Ctrl-C (offsets of processed events are committed).
+Stops cleanly on SIGTERM or Ctrl-C (it commits the offsets its last checkpoint covers; the events after
+it are processed again by the next owner, with the same alert ids).
 Scale out by starting more workers with the same ``DISTILLGUARD_APP_ID``; each
 needs its own ``--web-port`` when they share a host.
+
+Before Faust starts, the worker checks that its web port can be bound (a second worker on the same
+port stops at once with one line, exit code 2) and waits for the broker: a broker that is not up yet
+is retried with a capped backoff until it answers (SIGTERM or Ctrl-C end the wait), while a wrong
+password, mechanism or CA stops the worker at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import signal
+import socket
+import sys
+import time
+from typing import Any
 
 NAME = "worker"
 HELP = "run a streaming worker (Faust)"
+
+BROKER_RETRY_FIRST = 1.0  # seconds before the second attempt to reach the broker; doubles each time
+BROKER_RETRY_MAX = 15.0  # the longest pause between two attempts
+BROKER_LOG_EVERY = 30.0  # at most one ``waiting_for_broker`` line per this many seconds
+
+
+class StartupError(Exception):
+    """The worker cannot start for a reason its operator must fix (the message says how); exit code 2."""
+
+
+class _Terminated(BaseException):
+    """SIGTERM while the worker waits for the broker (a BaseException: nothing on the way swallows it)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--web-port", type=int, help="metrics/health port (default DISTILLGUARD_WEB_PORT)")
     parser.add_argument("--data-dir", help="state directory (default DISTILLGUARD_DATA_DIR)")
+
+
+def check_web_port(host: str, port: int) -> None:
+    """Bind ``host:port`` as aiohttp will (every address it resolves to, SO_REUSEADDR) and let go again.
+
+    Why: Faust binds its web server late in its start-up, and a port already taken (another worker on
+    the same host) ended the worker after ~1 s with exit code 1 and ``OSError 98`` buried in a
+    traceback among ~38 Faust log lines. The port can still be taken between this check and Faust's
+    bind; that rare race fails as before.
+    """
+    if port == 0:  # an ephemeral port: always bindable
+        return
+    where = f"web port {port} on {host or '0.0.0.0'}"
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise StartupError(f"{where}: cannot resolve {host!r} ({exc.strerror}): set DISTILLGUARD_WEB_HOST") from None
+    for family, type_, proto, _, addr in infos:
+        try:
+            with socket.socket(family, type_, proto) as sock:
+                if hasattr(socket, "SO_REUSEADDR") and sys.platform != "win32":
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(addr)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise StartupError(f"{where} is in use (another worker?): set --web-port or DISTILLGUARD_WEB_PORT") from None
+            raise StartupError(f"{where} cannot be bound ({exc.strerror or exc}): set --web-port or "
+                               f"DISTILLGUARD_WEB_PORT, or DISTILLGUARD_WEB_HOST") from None
+
+
+def wait_for_broker(settings: Any, log: Any) -> None:
+    """Return once ``preflight`` reaches the broker; retry a broker that is not up yet with a capped backoff.
+
+    A refused login or TLS handshake (``BrokerAuthError``) is raised at once: retrying won't help.
+    Logs ``broker_unreachable_at_start`` after the first failure, then ``waiting_for_broker`` at most
+    every ``BROKER_LOG_EVERY`` seconds, and ``broker_reachable_at_start`` if it had to wait. Errors
+    from ``preflight`` name hosts and causes, never a credential.
+    """
+    from streams.clients import BrokerAuthError, BrokerConnectError, preflight
+
+    start = time.monotonic()
+    delay, attempts, logged_at = BROKER_RETRY_FIRST, 0, 0.0
+    while True:
+        attempts += 1
+        try:
+            preflight(settings)
+        except BrokerAuthError:
+            raise
+        except BrokerConnectError as exc:
+            now = time.monotonic()
+            if attempts == 1:
+                logged_at = now
+                log.warning("broker_unreachable_at_start", bootstrap_servers=settings.bootstrap_servers,
+                            error=str(exc), action=f"waiting for the broker (retried every {BROKER_RETRY_FIRST:g}-"
+                            f"{BROKER_RETRY_MAX:g} s); SIGTERM or Ctrl-C stops the worker")
+            elif now - logged_at >= BROKER_LOG_EVERY:
+                logged_at = now
+                log.warning("waiting_for_broker", bootstrap_servers=settings.bootstrap_servers, attempts=attempts,
+                            elapsed_seconds=round(now - start, 1), error=str(exc))
+            time.sleep(delay)
+            delay = min(delay * 2, BROKER_RETRY_MAX)
+            continue
+        if attempts > 1:
+            log.info("broker_reachable_at_start", bootstrap_servers=settings.bootstrap_servers, attempts=attempts,
+                     waited_seconds=round(time.monotonic() - start, 1))
+        return
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,7 +121,6 @@ def run(args: argparse.Namespace) -> int:
     from distillguard.settings import load_settings
     from streams.app import create_app
     from streams.broker_watch import watch_broker
-    from streams.clients import BrokerAuthError, BrokerConnectError, preflight
 
     overrides = {}
     if args.web_port is not None:
@@ -34,15 +129,30 @@ def run(args: argparse.Namespace) -> int:
         overrides["data_dir"] = args.data_dir
     settings = load_settings(**overrides)
     configure_logging(settings.log_format, settings.log_level)  # our lines before Faust's own set-up, same format
-    try:  # a wrong password or CA stops here with a clear message, not in Faust's endless retry loop
-        preflight(settings)
-    except BrokerAuthError:
-        raise
-    except BrokerConnectError as exc:  # not up yet: Faust keeps retrying, as before
-        get_logger(__name__).warning("broker_unreachable_at_start", error=str(exc))
+    log = get_logger(__name__)
+    try:
+        check_web_port(settings.web_host, settings.web_port)
+        # SIGTERM (docker stop, systemd, a test's teardown) ends the wait cleanly; Ctrl-C raises
+        # KeyboardInterrupt, which the CLI reports as "interrupted" (exit code 130). Faust installs its
+        # own handlers later.
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        try:
+            # a wrong password or CA stops here with a clear message (BrokerAuthError, exit code 2), not in
+            # Faust's endless retry loop; a broker that is not up yet is waited for: Faust itself gives up
+            # after ~3 s when no bootstrap server answers at its start
+            wait_for_broker(settings, log)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        check_web_port(settings.web_host, settings.web_port)  # again: the wait may have been long
+    except StartupError as exc:
+        print(f"distillguard {NAME}: {exc}", file=sys.stderr)
+        return 2
+    except _Terminated:
+        log.info("worker_stopped", reason="SIGTERM while waiting for the broker")
+        return 0
     app = create_app(settings)
     watch_broker(app, settings)
-    get_logger(__name__).info(
+    log.info(
         "worker_starting",
         app_id=settings.app_id,
         bootstrap_servers=settings.bootstrap_servers,
