@@ -225,3 +225,17 @@ def test_replay_rejects_a_bad_range_or_option_before_contacting_the_broker(tmp_p
     res = cli("replay", *args, "--output", str(tmp_path / "a.jsonl"), DISTILLGUARD_BOOTSTRAP_SERVERS="127.0.0.1:1")
     assert_clean_failure(res, expected)
     assert "cannot connect" not in res.stderr and time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    ({}, "webhook_url is set but neither webhook_secret nor webhook_secret_file gives a signing key"),
+    ({"DISTILLGUARD_WEBHOOK_SECRET_FILE": "/nonexistent/secret"},
+     "webhook_secret_file '/nonexistent/secret' cannot be read (No such file or directory)"),
+])
+def test_worker_with_an_unsigned_webhook_stops_at_once_in_one_line(extra: dict[str, str], expected: str) -> None:
+    """Checked before the worker waits for its broker (none listens here): no traceback, exit 2, at once."""
+    started = time.monotonic()
+    res = cli("worker", "--web-port", "0", DISTILLGUARD_BOOTSTRAP_SERVERS="127.0.0.1:1",
+              DISTILLGUARD_WEBHOOK_URL="http://127.0.0.1:9/hook", **extra)
+    assert_clean_failure(res, expected)
+    assert time.monotonic() - started < 30 and "broker_unreachable_at_start" not in res.stderr

@@ -79,13 +79,24 @@ def test_dockerfile_runs_the_cli_and_exposes_the_web_port():
     port = str(Settings().web_port)
     assert [rest for word, rest in rows if word == "EXPOSE"] == [port]
     health = " ".join(rest for word, rest in rows if word == "HEALTHCHECK")
-    assert f"127.0.0.1:{port}/healthz" in health
+    # the port the worker really serves on: DISTILLGUARD_WEB_PORT when it is overridden, else the default
+    assert "os.environ.get('DISTILLGUARD_WEB_PORT','" + port + "')" in health and "127.0.0.1:{p}/healthz" in health
     copied = {shlex.split(rest)[0] for word, rest in rows if word == "COPY" and not rest.startswith("--")}
     for package in ("distillguard", "streams", "detectors", "delivery", "schemas"):
         assert package in copied and (REPO / package / "__init__.py").exists()
     env = " ".join(rest for word, rest in rows if word == "ENV")
     for key in re.findall(r"(DISTILLGUARD_\w+)=", env):
         assert key[len(ENV_PREFIX):].lower() in Settings.model_fields
+
+
+def test_dockerignore_keeps_local_state_out_of_the_build_context():
+    """The image is built from the repository root: without this the context uploads the virtualenv,
+    the local broker's data and .git (gigabytes), though none of it reaches the image."""
+    ignored = {line.strip().rstrip("/") for line in (REPO / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    assert {".venv", ".kafka-local", ".git"} <= ignored
+    copied = {shlex.split(rest)[0] for word, rest in dockerfile() if word == "COPY" and not rest.startswith("--")}
+    assert not copied & ignored, "nothing the Dockerfile copies is ignored"
 
 
 # --- Prometheus and Grafana ---------------------------------------------------------------------

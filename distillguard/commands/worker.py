@@ -72,6 +72,24 @@ def check_web_port(host: str, port: int) -> None:
                                f"DISTILLGUARD_WEB_PORT, or DISTILLGUARD_WEB_HOST") from None
 
 
+def check_webhook(settings: Any) -> None:
+    """A webhook URL needs a signing key it can read: say so before waiting for the broker, in one line.
+
+    Why: the delivery stage refuses an unsigned webhook when the app is built, after the broker wait, and
+    that refusal (or a secret file that is not there) ended the worker with a traceback and exit code 1.
+    """
+    if not settings.webhook_url:
+        return
+    try:
+        secret = settings.webhook_secret_bytes()
+    except OSError as exc:
+        raise StartupError(f"webhook_secret_file {str(settings.webhook_secret_file)!r} cannot be read "
+                           f"({exc.strerror or exc}): set DISTILLGUARD_WEBHOOK_SECRET_FILE") from None
+    if not secret:
+        raise StartupError("webhook_url is set but neither webhook_secret nor webhook_secret_file gives a signing "
+                           "key: set DISTILLGUARD_WEBHOOK_SECRET_FILE (docs/DELIVERY.md)")
+
+
 def wait_for_broker(settings: Any, log: Any) -> None:
     """Return once ``preflight`` reaches the broker; retry a broker that is not up yet with a capped backoff.
 
@@ -131,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(settings.log_format, settings.log_level)  # our lines before Faust's own set-up, same format
     log = get_logger(__name__)
     try:
+        check_webhook(settings)
         check_web_port(settings.web_host, settings.web_port)
         # SIGTERM (docker stop, systemd, a test's teardown) ends the wait cleanly; Ctrl-C raises
         # KeyboardInterrupt, which the CLI reports as "interrupted" (exit code 130). Faust installs its
