@@ -31,7 +31,8 @@ USER_AGENT = "distillguard-webhook/1"
 def redact(url: str) -> str:
     """``scheme://host[:port]``: webhook paths and queries often carry tokens, so logs show only this."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
+    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname  # IPv6 literal
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}"
 
 
 class WebhookSink:

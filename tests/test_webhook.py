@@ -195,6 +195,7 @@ def test_settings_secret_handling(tmp_path):
     assert s.webhook_secret_bytes() == b"from-file-secret"
     assert "hunter2" not in repr(Settings(webhook_secret="hunter2"))
     assert redact("http://user:pw@127.0.0.1:8080/a/b?c=d") == "http://127.0.0.1:8080"
+    assert redact("http://[::1]:8080/hook?token=x") == "http://[::1]:8080", "an IPv6 host keeps its brackets"
     mac = hmac.new(b"k", b"1700000000.{}", hashlib.sha256).hexdigest()
     assert sign(b"k", b"{}", 1700000000) == f"t=1700000000,v1={mac}"
 
