@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from detectors.common import DetectorConfig, make_alert, severity_of, sigmoid, stable_id
+from detectors.common import DetectorConfig, alert_id, make_alert, severity_of, sigmoid, stable_id
 from detectors.tenant import KeySummary
 
 __all__ = ["KIND_WEIGHT", "ClusterDetector"]
@@ -546,10 +546,10 @@ class ClusterDetector:
         return [self._resolve(inc, {"signal": "analyst_feedback", "value": record.get("label"), "baseline": None,
                                     "weight": 0.0, "text": f"analyst marked alert {record.get('alert_id')} as {record.get('label')}"})]
 
-    def incident_for_alert(self, alert_id: str) -> str | None:
-        """The open cluster incident that issued ``alert_id`` (recomputes the deterministic ids)."""
+    def incident_for_alert(self, named: str) -> str | None:
+        """The open cluster incident that issued the alert ``named`` (recomputes the deterministic ids)."""
         for cid, inc in self._incidents.items():
             for seq in range(inc.seq):
-                if f"c-{stable_id('cluster', cid, round(inc.start, 3), seq)}" == alert_id:
+                if alert_id("cluster", cid, inc.start, seq) == named:
                     return cid
         return None

@@ -103,12 +103,18 @@ def sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
+def alert_id(kind: str, subject: str, incident_start: float, seq: int) -> str:
+    """The deterministic id of the ``seq``-th alert of an incident (``t-`` tenant, ``c-`` cluster): what a
+    replay reproduces and what an analyst's verdict names."""
+    return f"{kind[0]}-{stable_id(kind, subject, round(incident_start, 3), seq)}"
+
+
 def make_alert(*, kind: str, status: str, subject: str, incident_start: float, seq: int, score: float,
                severity: str, detected_at: float, first_seen: float, window_start: float, window_end: float,
                reasons: list[dict[str, Any]], evidence: list[str], **extra: Any) -> dict[str, Any]:
     """An alert dict per ``schemas/alert.schema.json`` with a deterministic ``alert_id``."""
     alert: dict[str, Any] = {
-        "alert_id": f"{kind[0]}-{stable_id(kind, subject, round(incident_start, 3), seq)}",
+        "alert_id": alert_id(kind, subject, incident_start, seq),
         "schema_version": 1,
         "kind": kind,
         "status": status,

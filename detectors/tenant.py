@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from detectors.baseline import BaselineDetector, ScoreDrift
-from detectors.common import DetectorConfig, make_alert, rnd, severity_of, stable_id
+from detectors.common import DetectorConfig, alert_id, make_alert, rnd, severity_of
 from detectors.scoring import PRIOR, absolute_score, combine, reasons, relative_shift_vec
 from detectors.window import FEATURES, F, Window, single_shot_features, ss_counters, window_features
 
@@ -828,14 +828,13 @@ class TenantDetector:
             return []
         return self._feedback_state(st, record)
 
-    def _incident_of(self, st: _Tenant, alert_id: Any) -> str | None:
-        """``current`` or ``last`` if ``alert_id`` is one of the alerts of that incident of the tenant, else None."""
+    @staticmethod
+    def _incident_of(st: _Tenant, named: Any) -> str | None:
+        """``current`` or ``last`` if ``named`` is the id of one of the alerts of that incident of the tenant."""
         for which, inc in (("current", (st.inc_start, st.inc_seq) if st.inc_start is not None else None),
                            ("last", st.last_inc)):
-            if inc is not None:
-                start = round(inc[0], 3)
-                if any(alert_id == f"t-{stable_id('tenant', st.tid, start, seq)}" for seq in range(inc[1])):
-                    return which
+            if inc is not None and any(named == alert_id("tenant", st.tid, inc[0], seq) for seq in range(inc[1])):
+                return which
         return None
 
     def _feedback_state(self, st: _Tenant, record: dict[str, Any]) -> list[dict[str, Any]]:

@@ -6,10 +6,10 @@ import time
 from dataclasses import dataclass
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from distillguard.settings import Settings
-from streams.clients import kafka_python_config
+from streams.clients import BrokerConnectError, kafka_python_config
 
 
 @dataclass(frozen=True)
@@ -84,3 +84,22 @@ def wait_for_topics(settings: Settings, names: list[str], timeout: float) -> lis
             time.sleep(0.2)
     finally:
         admin.close()
+
+
+class TopicMissingError(BrokerConnectError):
+    """A topic a command produces to does not exist (the CLI prints the message in one line, exit 2)."""
+
+
+def require_topic(settings: Settings, topic: str, hint: str) -> None:
+    """Raise :class:`TopicMissingError` (saying ``hint``) unless ``topic`` exists on the broker.
+
+    Why: a kafka-python producer waits ``max_block_ms`` (60 s) for the metadata of a topic that is not
+    there, then dies with a KafkaTimeoutError traceback; listing the topics answers at once and never
+    creates one. Call it after ``preflight``: a broker that stops answering here is a BrokerConnectError.
+    """
+    try:
+        missing = wait_for_topics(settings, [topic], 0.0)
+    except KafkaError as exc:
+        raise BrokerConnectError(f"cannot list the topics on the broker: {type(exc).__name__}: {exc}") from None
+    if missing:
+        raise TopicMissingError(f"topic {topic!r} does not exist: {hint}")

@@ -42,13 +42,27 @@ def tick_interval(settings: Settings) -> float | None:
     return min(5.0, max(0.5, min(waits) / 4)) if waits else None
 
 
-def make_sink(settings: Settings) -> WebhookSink | None:
-    """The webhook sink, or ``None`` when ``webhook_url`` is unset; a URL without a secret is an error."""
+def webhook_secret(settings: Settings) -> bytes | None:
+    """The webhook's signing key, ``None`` when ``webhook_url`` is unset; ValueError (one line, saying which
+    setting to fix) for a URL without a key or a secret file that cannot be read."""
     if not settings.webhook_url:
         return None
-    secret = settings.webhook_secret_bytes()
+    try:
+        secret = settings.webhook_secret_bytes()
+    except OSError as exc:
+        raise ValueError(f"webhook_secret_file {str(settings.webhook_secret_file)!r} cannot be read "
+                         f"({exc.strerror or exc}): set DISTILLGUARD_WEBHOOK_SECRET_FILE") from None
     if not secret:
-        raise ValueError("webhook_url is set but neither webhook_secret nor webhook_secret_file gives a signing key")
+        raise ValueError("webhook_url is set but neither webhook_secret nor webhook_secret_file gives a signing "
+                         "key: set DISTILLGUARD_WEBHOOK_SECRET_FILE (docs/DELIVERY.md)")
+    return secret
+
+
+def make_sink(settings: Settings) -> WebhookSink | None:
+    """The webhook sink, or ``None`` when ``webhook_url`` is unset; a URL without a usable key is a ValueError."""
+    secret = webhook_secret(settings)
+    if secret is None:
+        return None
     return WebhookSink(settings.webhook_url, secret, timeout=settings.webhook_timeout_seconds,
                        max_retries=settings.webhook_max_retries, queue_size=settings.webhook_queue_size,
                        backoff=settings.webhook_backoff_seconds)

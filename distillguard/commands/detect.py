@@ -14,8 +14,6 @@ stdout goes away (``detect ... | head``) it stops quietly with status 141, like 
 from __future__ import annotations
 
 import argparse
-import math
-import os
 import sys
 import time
 from contextlib import ExitStack
@@ -24,27 +22,11 @@ from typing import IO, Any
 
 import orjson
 
+from distillguard.argtypes import seconds
+from distillguard.outputs import WriteError, open_output, write_failed
+
 NAME = "detect"
 HELP = "run detection over an events JSONL file (embedded mode, no Kafka) and write alerts as JSON lines"
-
-
-def seconds_type(*, positive: bool) -> Any:
-    """An argparse ``type=``: a finite number of seconds, > 0 when ``positive`` else >= 0."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be a finite number of seconds, not {text!r}")
-        if positive and value <= 0:
-            raise argparse.ArgumentTypeError(f"must be greater than 0, not {text!r}")
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"must not be negative, not {text!r}")
-        return value
-
-    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,9 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", default="-", help="alerts JSONL file, '-' for stdout (default)")
     parser.add_argument("--dead-letter", help="write rejected lines here (JSON lines with reason and line number)")
     parser.add_argument("--feedback", help="analyst feedback JSONL file to apply (feedback.schema.json records)")
-    parser.add_argument("--window-seconds", type=seconds_type(positive=True),
+    parser.add_argument("--window-seconds", type=seconds(positive=True),
                         help="tenant window length in seconds, > 0 (default 300)")
-    parser.add_argument("--allowed-lateness", type=seconds_type(positive=False),
+    parser.add_argument("--allowed-lateness", type=seconds(positive=False),
                         help="watermark lateness in seconds, >= 0 (default 120)")
     parser.add_argument("--no-progress", action="store_true", help="never show the progress bar")
     parser.add_argument("--format", choices=("contract", "ocsf", "ecs"), default="contract",
@@ -66,75 +48,6 @@ def _open_in(path: str, stack: ExitStack) -> IO[bytes]:
     if path == "-":
         return sys.stdin.buffer
     return stack.enter_context(open(path, "rb"))  # noqa: SIM115
-
-
-class WriteError(Exception):
-    """Writing, flushing or closing an output failed (kept apart from read errors of the input)."""
-
-    def __init__(self, out: Output, error: OSError) -> None:
-        super().__init__(f"cannot write {out.name}: {error.strerror or error}")
-        self.out, self.error = out, error
-
-
-class Output:
-    """An output stream whose OSErrors become :class:`WriteError` naming the output."""
-
-    __slots__ = ("f", "is_stdout", "name")
-
-    def __init__(self, f: IO[bytes], name: str, is_stdout: bool) -> None:
-        self.f, self.name, self.is_stdout = f, name, is_stdout
-
-    def write(self, data: bytes) -> None:
-        try:
-            self.f.write(data)
-        except OSError as exc:
-            raise WriteError(self, exc) from None
-
-    def close(self) -> None:
-        """Flush (stdout) or close (a file), so that a full disk is reported before exit status 0."""
-        try:
-            if self.is_stdout:
-                self.f.flush()
-            else:
-                self.f.close()
-        except OSError as exc:
-            raise WriteError(self, exc) from None
-
-
-def _close_quietly(f: IO[bytes]) -> None:
-    """On an error path the error already reported wins; a second one from closing must not become a traceback."""
-    try:
-        f.close()
-    except OSError:
-        pass
-
-
-def open_output(path: str, stack: ExitStack, dash_is_stdout: bool = True) -> Output:
-    """``path`` (``-`` = stdout unless told otherwise) for writing; raises OSError when it cannot be opened."""
-    if path == "-" and dash_is_stdout:
-        return Output(sys.stdout.buffer, "stdout", True)
-    f = open(path, "wb")  # noqa: SIM115 - closed by Output.close, or quietly by the stack on an error path
-    stack.callback(_close_quietly, f)
-    return Output(f, path, False)
-
-
-def write_failed(err: WriteError, command: str, log: Any = None) -> int:
-    """Report a failed write and return the exit status; a reader of stdout that went away ends quietly (141)."""
-    if err.out.is_stdout:
-        # The unwritten bytes stay buffered and Python flushes stdout again at exit: point fd 1 at devnull
-        # so that flush cannot fail again (the recipe of the Python docs for SIGPIPE).
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
-        except (OSError, ValueError):
-            pass
-        if isinstance(err.error, BrokenPipeError):
-            return 141
-    if log is not None:
-        log.error("cannot write output", path=err.out.name, error=str(err.error))
-    print(f"distillguard {command}: {err}", file=sys.stderr)
-    return 2
 
 
 def _load_feedback(path: str, log: Any) -> dict[str, list[dict[str, Any]]]:

@@ -29,36 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topic", help="feedback topic (default DISTILLGUARD_FEEDBACK_TOPIC)")
 
 
-def require_topic(settings: Any, topic: str, command: str, hint: str, timeout: float = 10.0) -> bool:
-    """Whether ``topic`` exists on the broker; if not, print one line (``command``, the topic, ``hint``) to stderr.
-
-    Why: a kafka-python producer waits ``max_block_ms`` (60 s) for the metadata of a topic that is not
-    there, then dies with a KafkaTimeoutError traceback. Listing the topics (connection and security from
-    ``kafka_python_config``; listing all topics never auto-creates one) answers at once. Call it after
-    ``preflight``; a broker that stops answering here is a :class:`BrokerConnectError` (one line, exit 2).
-    """
-    from kafka.admin import KafkaAdminClient
-    from kafka.errors import KafkaError
-
-    from streams.clients import BrokerConnectError, kafka_python_config
-
-    ms = int(timeout * 1000)
-    admin = None
-    try:
-        admin = KafkaAdminClient(**kafka_python_config(settings), client_id=f"distillguard-{command}",
-                                 request_timeout_ms=ms, bootstrap_timeout_ms=ms)
-        topics = set(admin.list_topics())
-    except KafkaError as exc:
-        raise BrokerConnectError(f"cannot list the topics on the broker: {type(exc).__name__}: {exc}") from None
-    finally:
-        if admin is not None:
-            admin.close()
-    if topic in topics:
-        return True
-    print(f"distillguard {command}: topic {topic!r} does not exist: {hint}", file=sys.stderr)
-    return False
-
-
 def problems(record: Any) -> list[str]:
     """What is wrong with a feedback record, per the schema's required fields, enum and lengths."""
     from schemas.codec import load_schema
@@ -109,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from kafka import KafkaProducer
 
     from distillguard.settings import load_settings
+    from streams.admin import require_topic
     from streams.clients import kafka_python_config, preflight
 
     try:
@@ -126,8 +97,7 @@ def run(args: argparse.Namespace) -> int:
     preflight(settings)  # an unreachable broker or bad credentials: one clear line and exit 2 (cli.main), not a hang
     hint = ("check --topic (`distillguard topics create` creates the DISTILLGUARD_FEEDBACK_TOPIC one)" if args.topic
             else "create it with `distillguard topics create` (or set DISTILLGUARD_FEEDBACK_TOPIC)")
-    if not require_topic(settings, topic, NAME, hint):  # else the producer would wait 60 s, then a traceback
-        return 2
+    require_topic(settings, topic, hint)  # else the producer would wait 60 s, then a traceback
     producer = KafkaProducer(acks="all", **kafka_python_config(settings))
     try:
         for _, rec in records:

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from distillguard.commands.detect import seconds_type
+from distillguard.argtypes import seconds
 
 NAME = "replay"
 HELP = "replay historical events (by time or offsets, optionally some tenants) into a separate alert topic or file"
@@ -34,10 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="explicit ranges P:START-END (END exclusive, either side may be empty), comma-separated")
     rng.add_argument("--tenant", action="append", default=[], help="only this tenant (repeatable)")
     rng.add_argument("--tenants-file", help="only the tenants listed in this file (one a line, # comments)")
-    rng.add_argument("--lookback-seconds", type=seconds_type(positive=False),
+    rng.add_argument("--lookback-seconds", type=seconds(positive=False),
                      help="scan records from this long before --from by record timestamp "
                           "(default allowed lateness + window = 420)")
-    rng.add_argument("--lookahead-seconds", type=seconds_type(positive=False),
+    rng.add_argument("--lookahead-seconds", type=seconds(positive=False),
                      help="scan records until this long after --to by record timestamp (default as lookback)")
     rng.add_argument("--scan", action="store_true",
                      help="ignore the broker's time index: read every retained record and trim by event time")
@@ -50,8 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     st.add_argument("--no-finish", action="store_true",
                     help="do not close the windows still open at the end of the range (default: close them, "
                          "as `distillguard detect` does at end of input)")
-    st.add_argument("--window-seconds", type=seconds_type(positive=True), help="tenant window length, > 0 (default 300)")
-    st.add_argument("--allowed-lateness", type=seconds_type(positive=False),
+    st.add_argument("--window-seconds", type=seconds(positive=True), help="tenant window length, > 0 (default 300)")
+    st.add_argument("--allowed-lateness", type=seconds(positive=False),
                     help="watermark lateness in seconds, >= 0 (default 120)")
     run = parser.add_argument_group("run")
     run.add_argument("--run-id", help="name of this run (default UTC time + random suffix)")

@@ -8,39 +8,24 @@ the labels file never does.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
-from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
 from typing import Any
 
 import orjson
 
+from distillguard.argtypes import checked
+
 NAME = "simulate"
 HELP = "generate labelled synthetic usage events (to a JSONL file, stdout or Kafka)"
 
 
-def _checked(convert: Callable[[str], float], ok: Callable[[float], bool], wanted: str) -> Callable[[str], Any]:
-    """An argparse ``type=``: ``convert`` the text, then insist on a finite value that is ``ok``."""
-
-    def parse(text: str) -> float:
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {wanted}, not {text!r}") from None
-        if not (math.isfinite(value) and ok(value)):
-            raise argparse.ArgumentTypeError(f"must be {wanted}, not {text!r}")
-        return value
-
-    return parse
-
-
 # Zero or negative rate multipliers make attack intervals divide by zero or never advance (a hang), zero days
 # or tenants make no traffic at all: argparse rejects them (exit status 2) instead.
-_POSITIVE = _checked(float, lambda v: v > 0, "a finite number greater than 0")
-_POSITIVE_INT = _checked(int, lambda v: v > 0, "a whole number greater than 0")
-_SHARE = _checked(float, lambda v: 0 <= v <= 1, "a number from 0 to 1")
+_POSITIVE = checked(float, lambda v: v > 0, "a finite number greater than 0")
+_POSITIVE_INT = checked(int, lambda v: v > 0, "a whole number greater than 0")
+_SHARE = checked(float, lambda v: 0 <= v <= 1, "a number from 0 to 1")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -110,15 +95,15 @@ def _progress(total: int | None, unit: str = "ev"):
     return nullcontext(None)
 
 
-def _kafka_target(settings: Any) -> bool:
-    """Whether the events topic is there to produce to; if not, one line on stderr (checked before anything
-    is generated or written, so a missing topic leaves no half-written labels file and no 60 s hang)."""
-    from distillguard.commands.feedback import require_topic
+def _check_kafka_target(settings: Any) -> None:
+    """The broker answers and the events topic exists, checked before anything is generated or written (a
+    missing topic leaves no half-written labels file and no 60 s hang); else one line, exit 2 (cli.main)."""
+    from streams.admin import require_topic
     from streams.clients import preflight
 
-    preflight(settings)  # unreachable broker / bad credentials: BrokerConnectError, one line and exit 2 (cli.main)
-    return require_topic(settings, settings.events_topic, NAME,
-                         "create it with `distillguard topics create` (or set DISTILLGUARD_EVENTS_TOPIC)")
+    preflight(settings)
+    require_topic(settings, settings.events_topic,
+                  "create it with `distillguard topics create` (or set DISTILLGUARD_EVENTS_TOPIC)")
 
 
 def _to_kafka(sim: Any, rate: float | None, settings: Any) -> tuple[int, int]:
@@ -145,7 +130,7 @@ def _to_kafka(sim: Any, rate: float | None, settings: Any) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from distillguard.commands.detect import WriteError, open_output, write_failed
+    from distillguard.outputs import WriteError, open_output, write_failed
     from simulator import generate
 
     cfg = build_config(args)
@@ -154,8 +139,7 @@ def run(args: argparse.Namespace) -> int:
         from distillguard.settings import load_settings
 
         settings = load_settings()
-        if not _kafka_target(settings):
-            return 2
+        _check_kafka_target(settings)
     t0 = time.monotonic()
     with ExitStack() as stack:
         try:  # open both outputs before generating anything, so a bad path fails at once

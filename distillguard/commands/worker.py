@@ -78,16 +78,12 @@ def check_webhook(settings: Any) -> None:
     Why: the delivery stage refuses an unsigned webhook when the app is built, after the broker wait, and
     that refusal (or a secret file that is not there) ended the worker with a traceback and exit code 1.
     """
-    if not settings.webhook_url:
-        return
+    from streams.delivery import webhook_secret
+
     try:
-        secret = settings.webhook_secret_bytes()
-    except OSError as exc:
-        raise StartupError(f"webhook_secret_file {str(settings.webhook_secret_file)!r} cannot be read "
-                           f"({exc.strerror or exc}): set DISTILLGUARD_WEBHOOK_SECRET_FILE") from None
-    if not secret:
-        raise StartupError("webhook_url is set but neither webhook_secret nor webhook_secret_file gives a signing "
-                           "key: set DISTILLGUARD_WEBHOOK_SECRET_FILE (docs/DELIVERY.md)")
+        webhook_secret(settings)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
 
 
 def wait_for_broker(settings: Any, log: Any) -> None:
