@@ -73,7 +73,9 @@ def test_detect_stdin_to_stdout_matches_file_mode(tmp_path: Path) -> None:
 def test_detect_unreadable_input_exits_nonzero_with_message(tmp_path: Path) -> None:
     res = detect("--input", str(tmp_path / "missing.jsonl"), "--output", str(tmp_path / "a.jsonl"))
     assert res.returncode == 2
-    assert b"cannot read input" in res.stderr
+    # one human line, not a JSON log record of the same error beside it
+    assert res.stderr.decode().strip().splitlines() == [
+        f"distillguard detect: cannot read input {tmp_path / 'missing.jsonl'}: No such file or directory"]
     res = detect("--input", str(tmp_path), "--output", "-")  # a directory
     assert res.returncode == 2 and b"cannot read input" in res.stderr
 

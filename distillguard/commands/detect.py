@@ -97,7 +97,6 @@ def run(args: argparse.Namespace) -> int:
         try:
             feedback = _load_feedback(args.feedback, log)
         except OSError as exc:
-            log.error("cannot read feedback file", path=args.feedback, error=str(exc))
             print(f"distillguard detect: cannot read feedback file {args.feedback}: {exc.strerror or exc}",
                   file=sys.stderr)
             return 2
@@ -109,7 +108,6 @@ def run(args: argparse.Namespace) -> int:
         try:
             fin = _open_in(args.input, stack)
         except OSError as exc:
-            log.error("cannot read input", path=args.input, error=str(exc))
             print(f"distillguard detect: cannot read input {args.input}: {exc.strerror or exc}", file=sys.stderr)
             return 2
         try:
@@ -117,7 +115,6 @@ def run(args: argparse.Namespace) -> int:
             fdl = open_output(args.dead_letter, stack) if args.dead_letter else None
         except OSError as exc:
             path = exc.filename if exc.filename is not None else args.output
-            log.error("cannot open output", path=path, error=str(exc))
             print(f"distillguard detect: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
             return 2
         bar = None
@@ -186,7 +183,6 @@ def run(args: argparse.Namespace) -> int:
                     if alerts:
                         emit(alerts)
             except OSError as exc:  # only reading can raise OSError here: writes raise WriteError
-                log.error("cannot read input", path=args.input, line=lineno, error=str(exc))
                 print(f"distillguard detect: cannot read input {args.input} (line {lineno}): {exc.strerror or exc}",
                       file=sys.stderr)
                 return 2
