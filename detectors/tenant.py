@@ -808,9 +808,10 @@ class TenantDetector:
         of its last resolved one, that incident's pattern (its dominant signals) is suppressed for this tenant,
         the last window is folded into its baseline with extra weight, and an open incident is resolved. A
         verdict naming any other alert (a typo, an older incident) changes nothing: silencing an incident must
-        never follow from a verdict on a different one. ``true_positive``: the tenant stays flagged (its
-        incident is not auto-resolved and any suspicious window re-opens one without the persistence rule),
-        whichever of its alerts it names -- the safe direction. :attr:`feedback_result` says what happened:
+        never follow from a verdict on a different one. ``true_positive`` on an alert of either incident: the
+        tenant stays flagged (its incident is not auto-resolved and any suspicious window re-opens one without
+        the persistence rule). One rule for every label, so the workers (verdicts applied when they arrive) and
+        ``detect --feedback`` (applied when the named alert is emitted) agree. :attr:`feedback_result` says what happened:
         ``applied``, ``unmatched``, ``pending`` (tenant not seen yet) or ``ignored`` (unknown label).
         """
         tid = record.get("tenant_id")
@@ -840,16 +841,16 @@ class TenantDetector:
     def _feedback_state(self, st: _Tenant, record: dict[str, Any]) -> list[dict[str, Any]]:
         label = record.get("label")
         self.feedback_result = "ignored"
-        if label == "true_positive":
-            self.changed.add(st.tid)
-            st.flagged = True
-            self.feedback_result = "applied"
-            return []
-        if label not in ("false_positive", "benign_expected"):
+        if label not in ("true_positive", "false_positive", "benign_expected"):
             return []
         which = self._incident_of(st, record.get("alert_id"))
         if which is None:
             self.feedback_result = "unmatched"
+            return []
+        if label == "true_positive":
+            self.changed.add(st.tid)
+            st.flagged = True
+            self.feedback_result = "applied"
             return []
         self.changed.add(st.tid)
         self.feedback_result = "applied"

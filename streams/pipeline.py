@@ -52,6 +52,7 @@ from distillguard.logs import get_logger
 from distillguard.settings import Settings
 from schemas import DecodeError
 from schemas.dead_letter import dead_letter_record
+from schemas.feedback import feedback_problems
 from schemas.formats import ALERT_MAPPERS
 from streams import chunked, metrics
 from streams.catchup import read_range
@@ -440,15 +441,22 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
 
     @app.agent(feedback_topic, name="distillguard.feedback-rekey")
     async def rekey_feedback(stream: faust.StreamT) -> None:
-        async for value in stream:
+        async for event in stream.events():
+            msg = event.message
+            value = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
             try:
                 record = orjson.loads(value)
-                tenant = record["tenant_id"]
-                if not isinstance(tenant, str) or not tenant:
-                    raise ValueError("tenant_id missing")
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                log.warning("feedback_rejected", reason=str(exc)[:200])
+            except orjson.JSONDecodeError as exc:
+                found = [f"invalid JSON: {exc}"]
+            else:
+                found = feedback_problems(record)
+            if found:  # the schema's rule, as `distillguard feedback` and `detect --feedback` apply it
+                reason = "invalid feedback: " + "; ".join(found)
+                log.warning("feedback_rejected", reason=reason[:200], partition=msg.partition, offset=msg.offset)
+                await dead_letter(msg.key, value, reason, "feedback", (msg.topic, msg.partition, msg.offset),
+                                  usage_event=False)
                 continue
+            tenant = record["tenant_id"]
             if str(record.get("alert_id", "")).startswith("c-"):
                 await summaries_topic.send(key=b"s", value=orjson.dumps({"type": "feedback", "record": record}))
             else:

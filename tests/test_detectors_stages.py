@@ -20,13 +20,15 @@ def test_a_quiet_tenant_whose_window_another_tenant_closes_counts_as_changed():
 
 def test_restored_and_feedback_tenants_count_as_changed():
     stage = TenantStage()
-    stage.process(syn._event("t1", 0, syn.T0))
+    opened = [a for e in syn.extraction("t1", hours=1) for a in stage.process(e) if a["status"] == "open"]
     snap = stage.detector.snapshot("t1")
     fresh = TenantStage()
     fresh.detector.restore("t1", snap)
     assert fresh.drain_dirty() == {"t1"}
-    fresh.detector.apply_feedback({"alert_id": "x", "label": "true_positive", "tenant_id": "t1"})
-    assert fresh.drain_dirty() == {"t1"}
+    fresh.detector.apply_feedback({"alert_id": "t-not-one-of-its-alerts", "label": "true_positive", "tenant_id": "t1"})
+    assert fresh.detector.feedback_result == "unmatched" and fresh.drain_dirty() == set()
+    fresh.detector.apply_feedback({"alert_id": opened[0]["alert_id"], "label": "true_positive", "tenant_id": "t1"})
+    assert fresh.detector.feedback_result == "applied" and fresh.drain_dirty() == {"t1"}
 
 
 def _cluster_run(summaries_and_marks, restore_at: set[int]) -> list[str]:

@@ -224,8 +224,9 @@ def test_a_verdict_acts_only_on_the_incident_whose_alert_it_names() -> None:
     opened = next(a for a in out if a["status"] == "open")
     before = det.snapshot("v")
     for wrong in ("t-0123456789abcdef0123456789abcdef", opened["alert_id"][:-1] + "0", "c-" + opened["alert_id"][2:]):
-        assert det.apply_feedback({**_feedback(opened, "false_positive"), "alert_id": wrong}) == []
-        assert det.feedback_result == "unmatched"
+        for label in ("false_positive", "true_positive"):  # one rule for every label
+            assert det.apply_feedback({**_feedback(opened, label), "alert_id": wrong}) == []
+            assert det.feedback_result == "unmatched"
     assert det.snapshot("v") == before and det.tenant_info("v")["incident_open"], "an unmatched verdict changes nothing"
     resolved = det.apply_feedback(_feedback(opened, "false_positive"))
     assert det.feedback_result == "applied" and [a["status"] for a in resolved] == ["resolved"]

@@ -85,7 +85,7 @@ def test_no_prompt_text_anywhere_and_hostile_strings_escaped(kafka_env, worker_f
     # an analyst verdict whose fields are hostile too: they reach a log line of the worker
     producer = KafkaProducer(bootstrap_servers=bootstrap)
     producer.send(kafka_env["DISTILLGUARD_FEEDBACK_TOPIC"],
-                  value=orjson.dumps({"alert_id": FORGED_ALERT_ID, "label": "false_positive\r\n\x1b[0m",
+                  value=orjson.dumps({"alert_id": FORGED_ALERT_ID, "label": "false_positive",
                                       "tenant_id": HOSTILE[0]})).get(timeout=30)
     producer.close()
     deadline = time.time() + 60
@@ -135,7 +135,7 @@ def test_no_prompt_text_anywhere_and_hostile_strings_escaped(kafka_env, worker_f
         rec = orjson.loads(line)  # raises on any line that is not one complete JSON document
         assert isinstance(rec, dict), line
         parsed.append(rec)
-    applied = [r for r in parsed if r.get("event") in ("feedback_applied", "feedback_not_applied")]
+    applied = [r for r in parsed if r.get("event") in ("feedback_applied", "feedback_not_applied", "feedback_unmatched")]
     assert applied, "the hostile verdict was logged"
     assert applied[0]["alert_id"] == 't-\\x1b[2Jforged\\x0a{"level":"critical","event":"pwned"}'
     assert not [r for r in parsed if r.get("event") in {"forged", "pwned"} or r.get("level") == "critical"]

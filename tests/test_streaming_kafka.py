@@ -281,6 +281,15 @@ def test_false_positive_verdict_stops_repeat_alerts(kafka_env, worker_factory, t
     produce(bootstrap, kafka_env["DISTILLGUARD_EVENTS_TOPIC"], first)
     opened = consume_alerts(bootstrap, alerts_topic, until=lambda rs: any(a["status"] == "open" for a in rs))
     alert = next(a for a in opened if a["status"] == "open")
+    # verdicts that break schemas/feedback.schema.json go to the dead-letter topic with their reason, unapplied
+    produce_feedback(bootstrap, kafka_env["DISTILLGUARD_FEEDBACK_TOPIC"], {"label": "true_positive", "tenant_id": "tenant-fp"})
+    produce_feedback(bootstrap, kafka_env["DISTILLGUARD_FEEDBACK_TOPIC"],
+                     {"alert_id": alert["alert_id"], "label": "maybe", "tenant_id": "tenant-fp"})
+    dead = consume_alerts(bootstrap, kafka_env["DISTILLGUARD_DLQ_TOPIC"], until=lambda rs: len(rs) >= 2)
+    assert sorted(d["reason"] for d in dead) == [
+        "invalid feedback: alert_id is missing",
+        "invalid feedback: label must be one of true_positive, false_positive, benign_expected"]
+    assert {d["source_topic"] for d in dead} == {kafka_env["DISTILLGUARD_FEEDBACK_TOPIC"]}
     # a verdict naming another alert id (a typo) must not silence this incident
     produce_feedback(bootstrap, kafka_env["DISTILLGUARD_FEEDBACK_TOPIC"],
                      {"alert_id": alert["alert_id"][:-4] + "0000", "label": "false_positive", "tenant_id": "tenant-fp"})

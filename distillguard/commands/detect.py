@@ -51,6 +51,8 @@ def _open_in(path: str, stack: ExitStack) -> IO[bytes]:
 
 
 def _load_feedback(path: str, log: Any) -> dict[str, list[dict[str, Any]]]:
+    from schemas.feedback import feedback_problems
+
     by_alert: dict[str, list[dict[str, Any]]] = {}
     with open(path, "rb") as f:
         for n, line in enumerate(f, 1):
@@ -61,10 +63,9 @@ def _load_feedback(path: str, log: Any) -> dict[str, list[dict[str, Any]]]:
             except orjson.JSONDecodeError as exc:
                 log.warning("feedback line skipped", line=n, error=str(exc))
                 continue
-            if (not isinstance(rec, dict) or not isinstance(rec.get("alert_id"), str)
-                    or not isinstance(rec.get("tenant_id"), str)
-                    or rec.get("label") not in ("true_positive", "false_positive", "benign_expected")):
-                log.warning("feedback line skipped", line=n, error="not a feedback record")
+            found = feedback_problems(rec)
+            if found:  # the rule `distillguard feedback` and the workers apply
+                log.warning("feedback line skipped", line=n, error="; ".join(found))
                 continue
             by_alert.setdefault(rec["alert_id"], []).append(rec)
     return by_alert

@@ -30,25 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def problems(record: Any) -> list[str]:
-    """What is wrong with a feedback record, per the schema's required fields, enum and lengths."""
-    from schemas.codec import load_schema
+    """What is wrong with a feedback record (the workers and ``detect --feedback`` apply the same rule)."""
+    from schemas.feedback import feedback_problems
 
-    schema = load_schema("feedback")
-    if not isinstance(record, dict):
-        return ["not a JSON object"]
-    out = [f"{name} is missing" if record.get(name) is None else f"{name} is empty"
-           for name in schema["required"] if record.get(name) in (None, "")]
-    for name, spec in schema["properties"].items():
-        value = record.get(name)
-        if value is None:
-            continue
-        if "enum" in spec and value not in spec["enum"]:
-            out.append(f"{name} must be one of {', '.join(spec['enum'])}")
-        elif "enum" not in spec and not isinstance(value, str):
-            out.append(f"{name} must be a string")
-        elif isinstance(value, str) and len(value) > spec.get("maxLength", len(value)):
-            out.append(f"{name} is longer than {spec['maxLength']} characters")
-    return out
+    return feedback_problems(record)
 
 
 def _records(args: argparse.Namespace) -> list[tuple[str, Any]]:
