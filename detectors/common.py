@@ -67,9 +67,20 @@ class DetectorConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+_ISO_MIN = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+_ISO_MAX = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp()
+
+
 def iso(ts: float) -> str:
-    """Epoch seconds -> RFC 3339 UTC with milliseconds (``2026-06-25T11:32:00.123Z``)."""
-    return datetime.fromtimestamp(round(ts, 3), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Epoch seconds -> RFC 3339 UTC with milliseconds (``2026-06-25T11:32:00.123Z``).
+
+    Clamped to years 1-9999: an alert time computed from an accepted event time (an incident's quiet
+    period after an event in 9999-12-31, say) must not crash the stage on the way out.
+    """
+    ts = round(ts, 3)
+    if ts >= _ISO_MAX:
+        return "9999-12-31T23:59:59.999Z"
+    return datetime.fromtimestamp(max(ts, _ISO_MIN), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def stable_id(*parts: Any) -> str:

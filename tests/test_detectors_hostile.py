@@ -178,3 +178,14 @@ def test_feedback_reaches_an_evicted_tenant():
                                                "tenant_id": a["tenant_id"]})
     assert any(a["reasons"][0]["signal"] == "analyst_feedback" for a in out_a)
     assert _dump(out_a + eng_a.finish()) == _dump(out_b + eng_b.finish())
+
+
+def test_an_incident_at_the_end_of_year_9999_ends_without_a_crash():
+    """Event times up to 9999-12-31 are valid; alert times computed from them (the quiet period after the
+    last suspicious window) lie beyond what RFC 3339 can write and are clamped, not an exception in finish."""
+    end = 253402300799.0  # 9999-12-31T23:59:59Z
+    engine = Engine()
+    alerts = engine.process_many(syn.extraction("y9999", start=end - 3 * 3600, hours=2.5)) + engine.finish()
+    assert [a["status"] for a in alerts if a["kind"] == "tenant"][0] == "open"
+    assert alerts[-1]["status"] == "resolved" and alerts[-1]["detected_at"] == "9999-12-31T23:59:59.999Z"
+    assert iso(-1e15) == "0001-01-01T00:00:00.000Z" and iso(math.inf) == "9999-12-31T23:59:59.999Z"
