@@ -378,7 +378,7 @@ class ClusterDetector:
         shared = sorted((k for k, v in holders.items() if v >= 2 and _kind(k) in _ANCHORS),
                         key=lambda k: (-holders[k], k))
         return {"members": named, "tenants": tids, "score": sigmoid(z), "n": n, "sync": sync, "fresh": fresh,
-                "equal": equal, "cv": cv, "extraction": extraction, "volume": volume, "strong_windows": strong,
+                "equal": equal, "cv": cv, "multi": multi, "extraction": extraction, "volume": volume, "strong_windows": strong,
                 "kinds": kinds or ["pfx"], "keys": shared[:8], "mean_score": sum(m.score for m in ms) / n}
 
     def _account_group(self, tid: str) -> dict[str, Any] | None:
@@ -501,19 +501,30 @@ class ClusterDetector:
                 inc.severity = severity_of(inc.score, c.severity_cuts)
 
     def _reasons(self, g: dict[str, Any]) -> list[dict[str, Any]]:
+        """The keys that link the group, then the score's terms by contribution; ``weight`` is each term's
+        contribution to the score (as for tenant alerts), so a term that did not count -- unequal loads, say --
+        shows weight 0 and a text that says so, not a full weight beside a value that contradicts it."""
         if "reasons" in g:
             return g["reasons"]
-        return [
-            {"signal": "shared_keys", "value": ", ".join(g["kinds"]), "baseline": None, "weight": 1.5,
+        cv = g["cv"]
+        load = ("near-equal" if cv <= 0.3 else "uneven" if cv >= 1.0 else "moderately uneven")
+        rs = [
+            {"signal": "shared_keys", "value": ", ".join(g["kinds"]), "baseline": None,
+             "weight": round(1.5 * g["multi"], 4),
              "text": f"{g['n']} linked tenants share {', '.join(g['keys'][:3])} (key kinds shared: {', '.join(g['kinds'])})"},
-            {"signal": "synchronous_start", "value": round(g["sync"], 4), "baseline": 0.0, "weight": 2.0,
-             "text": f"{g['sync']:.0%} of members were first seen within {self.config.cluster_sync_seconds / 60:.0f} min of each other"},
-            {"signal": "equal_load", "value": round(g["equal"], 4), "baseline": 0.0, "weight": 1.5,
-             "text": f"near-equal load: coefficient of variation of member request counts {g['cv']:.2f}"},
-            {"signal": "extraction_features", "value": round(g["extraction"], 4), "baseline": 0.0, "weight": 4.0,
+            {"signal": "synchronous_start", "value": round(g["sync"], 4), "baseline": 0.0,
+             "weight": round(g["sync"] + g["fresh"], 4),
+             "text": f"{g['sync']:.0%} of members were first seen within {self.config.cluster_sync_seconds / 3600:.0f} h "
+                     f"of the group's median start, {g['fresh']:.0%} within {self.config.cluster_fresh_seconds / 86400:.0f} days"},
+            {"signal": "equal_load", "value": round(g["equal"], 4), "baseline": 0.0, "weight": round(1.5 * g["equal"], 4),
+             "text": f"{load} load: member request counts vary by a coefficient of variation of {cv:.2f} "
+                     f"(0 = equal; this term is 1 - CV, floored at 0)"},
+            {"signal": "extraction_features", "value": round(g["extraction"], 4), "baseline": 0.0,
+             "weight": round(4.0 * g["extraction"], 4),
              "text": f"members' traffic combines reasoning elicitation and output harvesting (strength {g['extraction']:.2f}), "
                      f"mean per-tenant score {g['mean_score']:.2f}"},
         ]
+        return rs[:1] + sorted(rs[1:], key=lambda r: -r["weight"])  # what links them first, then by contribution
 
     def _alert(self, inc: _Incident, status: str, ws: float, we: float, g: dict[str, Any] | None,
                evidence: list[str], reasons: list[dict[str, Any]] | None = None,

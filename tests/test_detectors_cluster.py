@@ -222,3 +222,17 @@ def test_alerts_do_not_depend_on_how_tenants_interleave_between_watermarks() -> 
     first = replay(False)
     assert {a["status"] for a in first} >= {"open", "resolved"}
     assert replay(True) == first
+
+
+def test_cluster_reasons_weigh_what_each_term_contributed() -> None:
+    """A term that did not count (loads far from equal) is listed with weight 0 and says so; the linking keys
+    come first, then the terms by their contribution to the score."""
+    g = {"n": 6, "kinds": ["pay", "pfx"], "keys": ["pay:card-1"], "sync": 0.5, "fresh": 1.0, "equal": 0.0,
+         "cv": 1.4, "multi": 0.5, "extraction": 0.4, "mean_score": 0.3}
+    rs = ClusterDetector()._reasons(g)
+    assert [r["signal"] for r in rs] == ["shared_keys", "extraction_features", "synchronous_start", "equal_load"]
+    by = {r["signal"]: r for r in rs}
+    assert by["equal_load"]["weight"] == 0.0 and "uneven load" in by["equal_load"]["text"]
+    assert "1.40" in by["equal_load"]["text"]
+    assert by["extraction_features"]["weight"] == 1.6 and by["synchronous_start"]["weight"] == 1.5
+    assert by["shared_keys"]["weight"] == 0.75
