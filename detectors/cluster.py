@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from detectors.common import DetectorConfig, alert_id, make_alert, severity_of, sigmoid, stable_id
+from detectors.common import DetectorConfig, incident_alert_ids, make_alert, severity_of, sigmoid, stable_id
 from detectors.tenant import KeySummary
 
 __all__ = ["KIND_WEIGHT", "ClusterDetector"]
@@ -560,7 +560,6 @@ class ClusterDetector:
     def incident_for_alert(self, named: str) -> str | None:
         """The open cluster incident that issued the alert ``named`` (recomputes the deterministic ids)."""
         for cid, inc in self._incidents.items():
-            for seq in range(inc.seq):
-                if alert_id("cluster", cid, inc.start, seq) == named:
-                    return cid
+            if named in incident_alert_ids("cluster", cid, inc.start, inc.seq, False):
+                return cid
         return None

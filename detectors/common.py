@@ -114,10 +114,20 @@ def sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
-def alert_id(kind: str, subject: str, incident_start: float, seq: int) -> str:
+def alert_id(kind: str, subject: str, incident_start: float, seq: int, status: str) -> str:
     """The deterministic id of the ``seq``-th alert of an incident (``t-`` tenant, ``c-`` cluster): what a
-    replay reproduces and what an analyst's verdict names."""
-    return f"{kind[0]}-{stable_id(kind, subject, round(incident_start, 3), seq)}"
+    replay reproduces and what an analyst's verdict names.
+
+    The status is part of it: a run that ends early resolves an incident at the sequence number where a
+    longer run over more of the same events sends an ``update``, and consumers dedupe on the id.
+    """
+    return f"{kind[0]}-{stable_id(kind, subject, round(incident_start, 3), seq, status)}"
+
+
+def incident_alert_ids(kind: str, subject: str, incident_start: float, n: int, resolved: bool) -> list[str]:
+    """The ids of an incident's first ``n`` alerts: ``open``, then ``update``s, then ``resolved`` if it ended."""
+    return [alert_id(kind, subject, incident_start, seq,
+                     "open" if seq == 0 else "resolved" if resolved and seq == n - 1 else "update") for seq in range(n)]
 
 
 def make_alert(*, kind: str, status: str, subject: str, incident_start: float, seq: int, score: float,
@@ -125,7 +135,7 @@ def make_alert(*, kind: str, status: str, subject: str, incident_start: float, s
                reasons: list[dict[str, Any]], evidence: list[str], **extra: Any) -> dict[str, Any]:
     """An alert dict per ``schemas/alert.schema.json`` with a deterministic ``alert_id``."""
     alert: dict[str, Any] = {
-        "alert_id": alert_id(kind, subject, incident_start, seq),
+        "alert_id": alert_id(kind, subject, incident_start, seq, status),
         "schema_version": 1,
         "kind": kind,
         "status": status,

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from detectors.baseline import BaselineDetector, ScoreDrift
-from detectors.common import DetectorConfig, alert_id, make_alert, rnd, severity_of
+from detectors.common import DetectorConfig, incident_alert_ids, make_alert, rnd, severity_of
 from detectors.scoring import PRIOR, absolute_score, combine, reasons, relative_shift_vec
 from detectors.window import FEATURES, F, Window, single_shot_features, ss_counters, window_features
 
@@ -834,7 +834,7 @@ class TenantDetector:
         """``current`` or ``last`` if ``named`` is the id of one of the alerts of that incident of the tenant."""
         for which, inc in (("current", (st.inc_start, st.inc_seq) if st.inc_start is not None else None),
                            ("last", st.last_inc)):
-            if inc is not None and any(named == alert_id("tenant", st.tid, inc[0], seq) for seq in range(inc[1])):
+            if inc is not None and named in incident_alert_ids("tenant", st.tid, inc[0], inc[1], which == "last"):
                 return which
         return None
 

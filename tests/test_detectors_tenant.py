@@ -392,3 +392,19 @@ def test_sparse_extraction_opens_on_its_first_full_pool() -> None:
     start = slow[0]["ts"]
     assert ts_of(opens[0]["detected_at"]) - start <= 3600
     assert [a for a in run(background) if a["status"] == "open"] == []
+
+
+def test_an_end_of_input_resolution_never_shares_an_id_with_a_longer_runs_update() -> None:
+    """``finish()`` resolves an open incident at the sequence number where a run over more of the same events
+    sends an ``update``; consumers dedupe on ``alert_id``, so the two must have different ids."""
+    events = S.extraction("long", hours=3, rate=1.0)
+    runs = []
+    for part in (events[: len(events) // 3], events):
+        eng = Engine()
+        runs.append(eng.process_many(part) + eng.finish())
+    short, full = ({a["alert_id"]: a for a in r if a["kind"] == "tenant"} for r in runs)
+    ended = [a for a in short.values() if a["status"] == "resolved"]
+    assert ended and any(a["status"] == "update" for a in full.values())
+    for aid in short.keys() & full.keys():
+        assert short[aid]["status"] == full[aid]["status"], aid
+    assert ended[0]["alert_id"] not in full
