@@ -1006,14 +1006,14 @@ class TenantDetector:
         return False
 
     def evict_idle(self, before_ts: float) -> dict[str, bytes]:
-        """Remove tenants with no event since ``before_ts`` and no open window; returns their snapshots."""
+        """Remove tenants with no event since ``before_ts``, no open window and no open incident (its quiet-period
+        resolution runs on watermark ticks, which only reach tenants in memory); returns their snapshots."""
         out: dict[str, bytes] = {}
         for tid in sorted(self._tenants):
             st = self._tenants[tid]
-            if st.max_ts < before_ts and not st.wins:
+            if st.max_ts < before_ts and not st.wins and st.inc_start is None:
                 out[tid] = self.snapshot(tid)
                 del self._tenants[tid]
-                self._incidents.discard(tid)
         return out
 
     def tenant_info(self, tenant_id: str) -> dict[str, Any]:

@@ -236,3 +236,39 @@ def test_cluster_reasons_weigh_what_each_term_contributed() -> None:
     assert "1.40" in by["equal_load"]["text"]
     assert by["extraction_features"]["weight"] == 1.6 and by["synchronous_start"]["weight"] == 1.5
     assert by["shared_keys"]["weight"] == 0.75
+
+
+_HASHSEED_RUN = '''
+import orjson
+from detectors.stages import ClusterStage
+from detectors.tenant import KeySummary
+
+T = 1_780_000_000.0 - (1_780_000_000.0 % 3600)
+V = [0.5778533307105729, 0.7469594426246688, 0.8163683429295341, 0.8035186237260472, 0.4300502600091769]
+
+def ks(tid, v, first):
+    return KeySummary(key="pay:shared", tenant_id=tid, window_start=T, window_end=T + 300, events=1, key_events=1,
+                      accounts=(f"acct-{tid}",), first_ts=T, tenant_first_ts=first, score=0.5, cot=v, cap=v,
+                      elicit=v, harvest=v, automation=1.0, keys=("pay:shared",), evidence=(f"ev-{tid}",))
+
+stage = ClusterStage()
+stage.process(ks("old", 0.0, T - 10 * 86400))
+for i, v in enumerate(V):
+    stage.process(ks(f"org_member_{i}", v, T))
+print(orjson.dumps(stage.advance(T + 3600) + stage.finish()).decode())
+'''
+
+
+def test_cluster_alerts_do_not_depend_on_the_process_hash_seed() -> None:
+    """Float sums over a group's members follow sorted order, not the set order Python's per-process string
+    hash gives (five values whose sum differs in the last bit by order: the score and reasons did)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = str(Path(__file__).resolve().parent.parent)
+    outs = {subprocess.run([sys.executable, "-c", _HASHSEED_RUN], capture_output=True, text=True, check=True, cwd=repo,
+                           env={**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": repo}).stdout
+            for seed in ("1", "2", "3", "4", "5", "6")}
+    assert len(outs) == 1 and '"kind":"cluster"' in outs.pop()

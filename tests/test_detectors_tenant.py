@@ -288,6 +288,13 @@ def test_evict_idle_returns_snapshots_and_restores_identically() -> None:
     assert set(snaps) == {"idle"} and len(det) == 0
     det.restore("idle", snaps["idle"])
     assert det.snapshot("idle") == snaps["idle"]
+    # a tenant with an open incident stays: its quiet-period resolution must still come
+    atk = TenantDetector()
+    opened = [a["status"] for e in S.extraction("atk", hours=1) for a in atk.process(e)]
+    atk.advance(S.T0 + 3600 + 600)
+    assert "open" in opened and atk.tenant_info("atk")["incident_open"] and not atk.tenant_info("atk")["open_windows"]
+    assert atk.evict_idle(S.T0 + 2 * 3600) == {} and len(atk) == 1
+    assert [a["status"] for a in atk.advance(S.T0 + 6 * 3600)] == ["resolved"]
 
 
 def _split_run(events: list[dict[str, Any]], cut: int, via_snapshot: bool) -> list[dict[str, Any]]:
