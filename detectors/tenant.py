@@ -960,8 +960,9 @@ class TenantDetector:
         st.next_close = min(st.wins) + self._W if st.wins else math.inf
         if st.inc_start is not None:
             self._incidents.add(tenant_id)
-        if st.first_ts < self.stream_start:
-            self.stream_start = st.first_ts
+        # ``stream_start`` is left alone: a tenant's first_ts may predate it (a first event behind the watermark
+        # is kept from moving shared times, DETECTION.md), so lowering it here made an evicted and reloaded
+        # tenant change every tenant's new-model signal; stages carry it in their meta, seeds set it themselves
 
     # ------------------------------------------------------------------ eviction and replays
     def _reload(self, tenant_id: str) -> _Tenant | None:
@@ -1015,6 +1016,10 @@ class TenantDetector:
                 out[tid] = self.snapshot(tid)
                 del self._tenants[tid]
         return out
+
+    def tenant_first_ts(self, tenant_id: str) -> float:
+        """Event time of the tenant's first event (of a tenant in memory)."""
+        return self._tenants[tenant_id].first_ts
 
     def tenant_info(self, tenant_id: str) -> dict[str, Any]:
         """Readable summary of one tenant's state (for debugging and tests)."""

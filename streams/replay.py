@@ -563,8 +563,11 @@ class Replay:
                 continue
             p = partition_for(tid, self.plan.num_partitions)
             if p in self.stages:
-                self.stages[p].detector.restore(tid, tenants[tid])
+                det = self.stages[p].detector
+                det.restore(tid, tenants[tid])
                 self.seeded_tenants += 1
+                # no stage meta comes with a seed: the stream started no later than its tenants' first events
+                det.stream_start = min(det.stream_start, det.tenant_first_ts(tid))
 
     def _stage_doc(self, p: int) -> dict[str, Any]:
         stage = self.stages[p]

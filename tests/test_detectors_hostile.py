@@ -189,3 +189,26 @@ def test_an_incident_at_the_end_of_year_9999_ends_without_a_crash():
     assert [a["status"] for a in alerts if a["kind"] == "tenant"][0] == "open"
     assert alerts[-1]["status"] == "resolved" and alerts[-1]["detected_at"] == "9999-12-31T23:59:59.999Z"
     assert iso(-1e15) == "0001-01-01T00:00:00.000Z" and iso(math.inf) == "9999-12-31T23:59:59.999Z"
+
+
+def test_reloading_a_tenant_whose_first_event_was_late_leaves_the_stream_start_alone():
+    """A new tenant whose first event is behind the watermark keeps its own first time but must not move the
+    stage's stream start (the new-model signal of every tenant depends on it); its eviction and reload did."""
+    base = syn.merge(syn.chat("chat-1", hours=9, seed=13, peak_rate=0.3),
+                     syn.chat("chat-2", hours=9, seed=14, peak_rate=0.3),
+                     syn.migration("mig", "model-old", switch_at=syn.T0, hours=9),
+                     syn.extraction("atk", start=syn.T0 + 20500, hours=1.0, rate=0.5, seed=11, model="model-new"))
+    i3 = next(i for i, e in enumerate(base) if e["ts"] >= syn.T0 + 3 * 3600)
+    i4 = next(i for i, e in enumerate(base) if e["ts"] >= syn.T0 + 4 * 3600)
+    events = (base[:i3] + [syn._event("latecomer", 0, syn.T0 - 1800)] + base[i3:i4]
+              + [syn._event("latecomer", 1, base[i4]["ts"])] + base[i4:])
+
+    def run(evict: bool) -> tuple[float, list[str]]:
+        stage, out = TenantStage(store={}), []
+        for ev in events:
+            out += stage.process(ev)
+            if evict:
+                stage.evict(len(stage.detector))
+        return stage.detector.stream_start, _dump(out + stage.finish())
+
+    assert run(True) == run(False)
