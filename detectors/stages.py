@@ -80,7 +80,9 @@ class TenantStage:
                 # them a restored stage closed windows at other points than the run it replaces (a window
                 # could take one event more or less), and a re-sent alert differed from the first
                 "next_advance": self._next_advance if self._next_advance > -math.inf else None,
-                "tenant_clock": det._clock if det._clock > -math.inf else None}
+                "tenant_clock": det._clock if det._clock > -math.inf else None,
+                # what a lazily restored stage must know of tenants it will not see again (quiet ones)
+                "pending": dict(zip(("closes", "incidents"), det.pending(), strict=True))}
 
     def load_meta(self, meta: dict[str, Any]) -> None:
         """Restore :meth:`meta` (merging first-seen times, which may be shared with other stages)."""
@@ -98,6 +100,9 @@ class TenantStage:
         for model, ts in meta.get("model_first_seen", {}).items():
             if ts < det.model_first_seen.get(model, math.inf):
                 det.model_first_seen[model] = ts
+        pending = meta.get("pending")  # absent in checkpoints written before the tenth session
+        if pending:
+            det.resume(pending["closes"], pending["incidents"])
 
     @property
     def watermark(self) -> float:

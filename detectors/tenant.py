@@ -771,6 +771,31 @@ class TenantDetector:
                 out += self._maybe_resolve(st, watermark_ts)
         return out
 
+    def pending(self) -> tuple[list[tuple[float, str]], list[str]]:
+        """What a stage restored lazily (tenants come back on demand) would otherwise forget: the window-close
+        entries of windows still open, in memory or evicted, and the tenants with an open incident.
+
+        A restarted worker restores a tenant when an event or a verdict names it; without these, a tenant that
+        went quiet before the checkpoint never had its last window closed nor its incident resolved.
+        """
+        W = self._W
+        closes = set()
+        for end, tid in self._heap:
+            st = self._tenants.get(tid)
+            if st is None or any(ws + W == end for ws in st.wins):  # an evicted tenant's entries cannot be checked
+                closes.add((end, tid))
+        return sorted(closes), sorted(self._incidents)
+
+    def resume(self, closes: list[Any], incidents: list[str]) -> None:
+        """Take back :meth:`pending` after a restart: queue the closes of tenants not in memory (restored ones
+        queued their own) and restore the tenants with an open incident, whose resolution runs on ticks."""
+        for end, tid in closes:
+            if tid not in self._tenants:
+                heapq.heappush(self._heap, (float(end), tid))
+        for tid in incidents:
+            if tid not in self._tenants:
+                self._reload(tid)
+
     def finish(self) -> list[dict[str, Any]]:
         """End of input: close every open window, then resolve every incident of a non-flagged tenant.
 

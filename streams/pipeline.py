@@ -65,7 +65,12 @@ SUMMARY_BATCH = 100  # summaries a message (~2.5 KB each): well below Kafka's 1 
 # small RocksDB memtables and block cache per partition: evicted tenants live on disk, not in the caches
 ROCKSDB_OPTIONS = {"write_buffer_size": 4 << 20, "max_write_buffer_number": 2, "block_cache_size": 16 << 20,
                    "block_cache_compressed_size": 4 << 20}
-CHECKPOINT_KEY = b"__checkpoint__"  # per partition: covered offset and stage metadata
+# per partition: covered offset and stage metadata, in records of at most ``state_chunk_bytes`` (its list of
+# pending window closes grows with the partition's active tenants). The 0xff byte occurs in no UTF-8 string,
+# so no tenant id (the table's other keys) can name it; before the tenth session it was b"__checkpoint__/<p>",
+# which a tenant of that name overwrote. Still read when the new key is absent.
+CHECKPOINT_KEY = b"\xffcheckpoint"
+LEGACY_CHECKPOINT_KEY = b"__checkpoint__"
 # the cluster stage's checkpoint: u32 length + JSON {offset, source_wm, idle_until, applied} + snapshot, in
 # records of at most ``state_chunk_bytes`` (streams/chunked.py: it outgrows one Kafka record)
 CLUSTER_KEY = b"cluster"
@@ -84,6 +89,7 @@ class PartitionRuntime:
     pending: list[Any] = field(default_factory=list)  # delivered messages not acked yet (after the last checkpoint)
     last_checkpoint: float = field(default_factory=time.monotonic)
     last_marker: float = -math.inf
+    legacy_marker: bool = False  # restored from the pre-tenth-session key, deleted once the new one is written
     summaries: list[KeySummary] = field(default_factory=list)
     summary_seq: list[list[int]] = field(default_factory=list)  # [offset of the event that produced it, index]
     reported: dict[str, int] = field(default_factory=dict)  # detector counters already added to the metrics
@@ -166,6 +172,11 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
     def checkpoint_key(partition: int) -> bytes:
         return b"%s/%d" % (CHECKPOINT_KEY, partition)
 
+    def legacy_marker(partition: int) -> bytes | None:
+        """A checkpoint written before the marker moved, unless a tenant of that name overwrote it."""
+        value = state.get(b"%s/%d" % (LEGACY_CHECKPOINT_KEY, partition))
+        return value if value is not None and value[:1] == b"{" else None
+
     def runtime(partition: int, offset: int = -1) -> PartitionRuntime:
         """The partition's runtime; a new one starts from the checkpoint in the state table.
 
@@ -175,7 +186,14 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         if rt is None:
             stage = TenantStage(config, model_first_seen=model_first_seen, store=tenants_store)  # type: ignore[arg-type]
             rt = runtimes[partition] = PartitionRuntime(partition, stage)
-            marker = state.get(checkpoint_key(partition))
+            try:
+                marker = chunked.read(state, checkpoint_key(partition))
+            except chunked.ChunkError as exc:  # a changelog cut short: start from the committed offset, say so
+                log.error("partition_checkpoint_discarded", partition=partition, reason=str(exc))
+                marker = None
+            if marker is None:
+                marker = legacy_marker(partition)
+                rt.legacy_marker = marker is not None
             if marker is not None:
                 doc = orjson.loads(marker)
                 rt.checkpointed_offset = rt.processed_offset = int(doc["offset"])
@@ -279,7 +297,11 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             for tid in sorted(rt.stage.drain_dirty()):
                 if tid in det:
                     state[tid.encode()] = det.snapshot(tid)
-            state[checkpoint_key(rt.partition)] = orjson.dumps({"offset": offset, "meta": rt.stage.meta()})
+            chunked.write(state, checkpoint_key(rt.partition), orjson.dumps({"offset": offset, "meta": rt.stage.meta()}),
+                          settings.state_chunk_bytes)
+            if rt.legacy_marker:  # a tenant named "__checkpoint__/<p>" would otherwise be handed it as its state
+                del state[b"%s/%d" % (LEGACY_CHECKPOINT_KEY, rt.partition)]
+                rt.legacy_marker = False
         finally:
             faust_current_event.reset(token)
         rt.checkpointed_offset = offset

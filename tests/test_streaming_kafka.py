@@ -370,3 +370,45 @@ def wait_for_checkpoint(bootstrap: str, changelog: str, timeout: float = 60) -> 
             time.sleep(0.5)
     finally:
         consumer.close()
+
+
+def test_a_restarted_worker_resolves_the_incident_of_a_tenant_that_went_quiet(kafka_env, worker_factory, tmp_path: Path):
+    """The attacker stops before the first worker's last checkpoint, with its last window open and its
+    incident open. The second worker restores tenants only when something names them; the partition's
+    checkpoint tells it which windows and incidents are still pending, so other tenants' traffic moving the
+    watermark closes the attacker's window and resolves its incident, as ``detect`` does."""
+    bootstrap, topic = kafka_env["DISTILLGUARD_BOOTSTRAP_SERVERS"], kafka_env["DISTILLGUARD_EVENTS_TOPIC"]
+    first_part = syn.merge(syn.extraction("atk-quiet", start=syn.T0, hours=1.0, rate=1.0, seed=11),
+                           syn.chat("chat-1", start=syn.T0, hours=1.05, seed=13, peak_rate=0.3))
+    later = flush_events(syn.T0 + 6 * 3600, PARTITIONS)
+    reference = [a for a in run_detect(first_part + later, tmp_path) if a.get("tenant_id") == "atk-quiet"]
+    want = next(a for a in reference if a["status"] == "resolved")
+    env = {**kafka_env, "DISTILLGUARD_CHECKPOINT_SECONDS": "1"}
+    first = worker_factory(env, "first")
+    first.wait_ready()
+    produce(bootstrap, topic, first_part)
+    wait_for_events(first, len(first_part))
+    opened = consume_alerts(bootstrap, kafka_env["DISTILLGUARD_ALERTS_TOPIC"],
+                            until=lambda rs: any(a["status"] == "open" for a in rs))
+    assert not any(a["status"] == "resolved" for a in opened)
+    # every event checkpointed and committed: the second worker re-processes none of them (which would restore
+    # the attacker through its events and hide what this test is about)
+    tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    probe = KafkaConsumer(bootstrap_servers=bootstrap, group_id=kafka_env["DISTILLGUARD_APP_ID"],
+                          enable_auto_commit=False)
+    try:
+        ends, deadline = probe.end_offsets(tps), time.time() + 60
+        while {tp: probe.committed(tp) or 0 for tp in tps} != ends:
+            assert time.time() < deadline, "the first worker did not commit every event"
+            time.sleep(0.5)
+    finally:
+        probe.close()
+    assert first.stop(signal.SIGTERM) == 0
+    second = worker_factory(env, "second")
+    second.wait_ready()
+    produce(bootstrap, topic, later)
+    live = consume_alerts(bootstrap, kafka_env["DISTILLGUARD_ALERTS_TOPIC"],
+                          until=lambda rs: any(a["status"] == "resolved" for a in rs), timeout=120)
+    got = [a for a in live if a["status"] == "resolved" and a.get("tenant_id") == "atk-quiet"]
+    assert got, "the quiet tenant's incident was never resolved after the restart"
+    assert canonical(got[0]) == canonical(want)
