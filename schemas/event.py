@@ -1,7 +1,9 @@
 """The typed form of a validated usage event.
 
 A decoded event is a plain ``dict`` (fast to build, cheap to keep) typed with a
-``TypedDict``. It holds only contract fields that were present and non-null,
+``TypedDict``. It holds only contract fields that were present and non-null
+(normalised as the schema's ``x-`` keywords say: a string over 128 characters is
+a 25-character hash stand-in, a negative count is absent, hex is lower-case),
 plus ``ts``: the event time as epoch seconds, parsed once by the codec so that
 no later stage parses timestamps again. ``prompt_text`` is never present: the
 codec turns it into derived features and drops it.

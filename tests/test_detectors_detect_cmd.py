@@ -96,3 +96,31 @@ def test_detect_feedback_file_suppresses_on_rerun(tmp_path: Path) -> None:
     assert second[0]["alert_id"] == opened["alert_id"]
     assert second[1]["status"] == "resolved" and second[1]["reasons"][0]["signal"] == "analyst_feedback"
     assert [a["status"] for a in second].count("update") == 0
+
+
+def test_detect_never_writes_the_rest_of_a_prompt_split_by_raw_newlines(tmp_path: Path) -> None:
+    """A raw newline inside a prompt_text value splits the event over lines; the lines after the split are the
+    rest of the prompt, which does not name the field. They are dead-lettered redacted (reason and line kept)
+    until a line is an event again, and the secret is in no output."""
+    good = lines(S.extraction("x", hours=1))
+    split = (b'{"event_id":"k1","tenant_id":"x","prompt_text":"first \\' + b"\n" + b"SECRET-ONE middle\n"
+             + b"\n" + b'SECRET-TWO rest","x":1}')
+    broken_json = b"{not json"
+    src = tmp_path / "events.jsonl"
+    src.write_bytes(b"\n".join(good[:5] + [split] + good[5:8] + [broken_json] + good[8:]) + b"\n")
+    out, dl = tmp_path / "alerts.jsonl", tmp_path / "bad.jsonl"
+    res = detect("--input", str(src), "--output", str(out), "--dead-letter", str(dl))
+    assert res.returncode == 0, res.stderr.decode()
+    dead = [orjson.loads(x) for x in dl.read_bytes().splitlines()]
+    for d in dead:
+        jsonschema.validate(d, load_schema("dead_letter"))
+    assert [d["line"] for d in dead] == [6, 7, 9, 13]
+    assert all(d["reason"].startswith("invalid JSON") for d in dead)
+    assert '"event_id":"k1"' in dead[0]["raw"] and dead[1]["raw"].startswith("[redacted: ")
+    assert dead[2]["raw"].startswith("[redacted: ")
+    assert dead[3]["raw"] == "{not json", "after a valid event, rejected lines are shown again"
+    for path in tmp_path.iterdir():
+        if path != src:
+            assert b"SECRET" not in path.read_bytes(), path
+    assert b"SECRET" not in res.stderr and b"SECRET" not in res.stdout
+    assert b'"status":"open"' in out.read_bytes(), "the good events around it are detected as usual"

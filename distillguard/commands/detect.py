@@ -3,7 +3,9 @@
 Events are read in file order (``-`` = stdin) and alerts written one JSON object a line (``-`` = stdout),
 with exactly the detection logic of the Kafka workers (``detectors.Engine``). Lines that are not valid
 events go to ``--dead-letter`` as records per ``schemas/dead_letter.schema.json`` (reason, line number,
-raw bytes without prompt text) and processing goes on. ``--feedback`` applies analyst verdicts
+raw bytes without prompt text; a raw newline inside a prompt_text value splits an event, so the rejected lines
+after one that ends inside such a value get a redaction marker as raw, until a line is an event again) and
+processing goes on. ``--feedback`` applies analyst verdicts
 (``schemas/feedback.schema.json``) as soon as the alert they name is emitted (alert ids are
 deterministic, so verdicts on a previous run's alerts apply to a re-run). ``--format ocsf|ecs`` writes
 each alert as an OCSF Detection Finding or an ECS document instead (docs/SIEM.md). Exit status: 0, or 2 when
@@ -77,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from distillguard.logs import configure_logging, get_logger
     from distillguard.settings import load_settings
     from schemas import DecodeError, EventCodec
+    from schemas.codec import ends_inside_prompt
     from schemas.dead_letter import dead_letter_record
     from schemas.formats import ALERT_MAPPERS
 
@@ -151,6 +154,9 @@ def run(args: argparse.Namespace) -> int:
         stage = engine.tenant_stage
         pending = 0
         lineno = 0
+        # a raw newline inside a prompt_text value splits an event over lines: once a rejected line ends inside
+        # one, the rejected lines after it (the rest of the prompt) are dead-lettered redacted, until an event
+        in_prompt = False
         try:
             try:
                 for lineno, raw in enumerate(fin, 1):  # noqa: B007 - lineno used after the loop
@@ -168,11 +174,13 @@ def run(args: argparse.Namespace) -> int:
                     except DecodeError as exc:
                         counts["dead_letter"] += 1
                         if fdl is not None:
-                            fdl.write(dumps(dead_letter_record(body, exc.reason, max_bytes, source_file=source,
-                                                               line=lineno)) + b"\n")
+                            fdl.write(dumps(dead_letter_record(body, exc.reason, max_bytes, continues_prompt=in_prompt,
+                                                               source_file=source, line=lineno)) + b"\n")
+                            in_prompt = in_prompt or ends_inside_prompt(body)
                         elif counts["dead_letter"] <= 5:
                             log.warning("rejected line", line=lineno, reason=exc.reason)
                         continue
+                    in_prompt = False
                     alerts = process(ev)
                     if stage.rejected is not None:  # a replayed event id: dead-lettered like a bad line
                         counts["dead_letter"] += 1
