@@ -125,9 +125,13 @@ def alert_id(kind: str, subject: str, incident_start: float, seq: int, status: s
 
 
 def incident_alert_ids(kind: str, subject: str, incident_start: float, n: int, resolved: bool) -> list[str]:
-    """The ids of an incident's first ``n`` alerts: ``open``, then ``update``s, then ``resolved`` if it ended."""
+    """The ids of an incident's first ``n`` alerts: ``open``, then ``update``s, then ``resolved`` if it ended;
+    and, for verdicts on alerts sent before the status joined the id (until the tenth session), their ids of
+    that form, so an incident open across the upgrade still takes them."""
+    start = round(incident_start, 3)
     return [alert_id(kind, subject, incident_start, seq,
-                     "open" if seq == 0 else "resolved" if resolved and seq == n - 1 else "update") for seq in range(n)]
+                     "open" if seq == 0 else "resolved" if resolved and seq == n - 1 else "update") for seq in range(n)
+            ] + [f"{kind[0]}-{stable_id(kind, subject, start, seq)}" for seq in range(n)]
 
 
 def make_alert(*, kind: str, status: str, subject: str, incident_start: float, seq: int, score: float,

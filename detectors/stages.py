@@ -80,9 +80,18 @@ class TenantStage:
                 # them a restored stage closed windows at other points than the run it replaces (a window
                 # could take one event more or less), and a re-sent alert differed from the first
                 "next_advance": self._next_advance if self._next_advance > -math.inf else None,
-                "tenant_clock": det._clock if det._clock > -math.inf else None,
-                # what a lazily restored stage must know of tenants it will not see again (quiet ones)
-                "pending": dict(zip(("closes", "incidents"), det.pending(), strict=True))}
+                "tenant_clock": det._clock if det._clock > -math.inf else None}
+
+    def pending(self) -> dict[str, Any]:
+        """What a stage restored lazily (a restarted worker) must know of tenants it may never see again: the
+        first window close each tenant still has due, and the tenants with an open incident. Not part of
+        :meth:`meta`, which a worker writes in one record: this grows with the partition's active tenants."""
+        closes, incidents = self.detector.pending()
+        return {"closes": closes, "incidents": incidents}
+
+    def load_pending(self, pending: dict[str, Any]) -> None:
+        """Take back :meth:`pending` after :meth:`load_meta`, before any event."""
+        self.detector.resume(pending["closes"], pending["incidents"])
 
     def load_meta(self, meta: dict[str, Any]) -> None:
         """Restore :meth:`meta` (merging first-seen times, which may be shared with other stages)."""
@@ -100,9 +109,6 @@ class TenantStage:
         for model, ts in meta.get("model_first_seen", {}).items():
             if ts < det.model_first_seen.get(model, math.inf):
                 det.model_first_seen[model] = ts
-        pending = meta.get("pending")  # absent in checkpoints written before the tenth session
-        if pending:
-            det.resume(pending["closes"], pending["incidents"])
 
     @property
     def watermark(self) -> float:

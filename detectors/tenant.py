@@ -771,27 +771,35 @@ class TenantDetector:
                 out += self._maybe_resolve(st, watermark_ts)
         return out
 
-    def pending(self) -> tuple[list[tuple[float, str]], list[str]]:
-        """What a stage restored lazily (tenants come back on demand) would otherwise forget: the window-close
-        entries of windows still open, in memory or evicted, and the tenants with an open incident.
+    def pending(self) -> tuple[dict[str, float], list[str]]:
+        """What a stage restored lazily (tenants come back on demand) would otherwise forget: for each tenant with
+        a window still to close, in memory or evicted, the end of its first one; and the tenants with an open
+        incident. One entry a tenant is enough: closing a window restores the tenant, whose restore queues
+        the ends of all its open windows. One pass over the close queue, for the checkpoint's sake.
 
         A restarted worker restores a tenant when an event or a verdict names it; without these, a tenant that
         went quiet before the checkpoint never had its last window closed nor its incident resolved.
         """
-        W = self._W
-        closes = set()
+        closes: dict[str, float] = {}
+        tenants = self._tenants
         for end, tid in self._heap:
-            st = self._tenants.get(tid)
-            if st is None or any(ws + W == end for ws in st.wins):  # an evicted tenant's entries cannot be checked
-                closes.add((end, tid))
-        return sorted(closes), sorted(self._incidents)
+            st = tenants.get(tid)
+            if st is not None:
+                end = st.next_close  # the tenant's first open window (a stale entry is none)
+                if end == math.inf:
+                    continue
+            if end < closes.get(tid, math.inf):
+                closes[tid] = end
+        return closes, sorted(self._incidents)
 
-    def resume(self, closes: list[Any], incidents: list[str]) -> None:
-        """Take back :meth:`pending` after a restart: queue the closes of tenants not in memory (restored ones
-        queued their own) and restore the tenants with an open incident, whose resolution runs on ticks."""
-        for end, tid in closes:
+    def resume(self, closes: dict[str, float], incidents: list[str]) -> None:
+        """Take back :meth:`pending` after a restart: queue the first close of each tenant not in memory
+        (restored ones queued their own) and restore the tenants with an open incident, whose resolution
+        runs on watermark ticks."""
+        heap = self._heap
+        for tid in sorted(closes):
             if tid not in self._tenants:
-                heapq.heappush(self._heap, (float(end), tid))
+                heapq.heappush(heap, (float(closes[tid]), tid))
         for tid in incidents:
             if tid not in self._tenants:
                 self._reload(tid)

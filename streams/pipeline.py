@@ -65,12 +65,13 @@ SUMMARY_BATCH = 100  # summaries a message (~2.5 KB each): well below Kafka's 1 
 # small RocksDB memtables and block cache per partition: evicted tenants live on disk, not in the caches
 ROCKSDB_OPTIONS = {"write_buffer_size": 4 << 20, "max_write_buffer_number": 2, "block_cache_size": 16 << 20,
                    "block_cache_compressed_size": 4 << 20}
-# per partition: covered offset and stage metadata, in records of at most ``state_chunk_bytes`` (its list of
-# pending window closes grows with the partition's active tenants). The 0xff byte occurs in no UTF-8 string,
-# so no tenant id (the table's other keys) can name it; before the tenth session it was b"__checkpoint__/<p>",
-# which a tenant of that name overwrote. Still read when the new key is absent.
-CHECKPOINT_KEY = b"\xffcheckpoint"
-LEGACY_CHECKPOINT_KEY = b"__checkpoint__"
+CHECKPOINT_KEY = b"__checkpoint__"  # per partition: covered offset and stage metadata
+# per partition: what the stage still owes tenants it may not see again (their window closes and open
+# incidents, ``TenantStage.pending``), with the offset of the checkpoint it belongs to, in records of at most
+# ``state_chunk_bytes`` (it grows with the partition's active tenants). Beside the checkpoint record, not in
+# it, so workers of the previous version, which do not know it, keep reading their record as before during a
+# rolling upgrade. 0xff occurs in no UTF-8 string, so no tenant id can take this key.
+PENDING_KEY = b"\xffpending"
 # the cluster stage's checkpoint: u32 length + JSON {offset, source_wm, idle_until, applied} + snapshot, in
 # records of at most ``state_chunk_bytes`` (streams/chunked.py: it outgrows one Kafka record)
 CLUSTER_KEY = b"cluster"
@@ -89,7 +90,6 @@ class PartitionRuntime:
     pending: list[Any] = field(default_factory=list)  # delivered messages not acked yet (after the last checkpoint)
     last_checkpoint: float = field(default_factory=time.monotonic)
     last_marker: float = -math.inf
-    legacy_marker: bool = False  # restored from the pre-tenth-session key, deleted once the new one is written
     summaries: list[KeySummary] = field(default_factory=list)
     summary_seq: list[list[int]] = field(default_factory=list)  # [offset of the event that produced it, index]
     reported: dict[str, int] = field(default_factory=dict)  # detector counters already added to the metrics
@@ -118,6 +118,14 @@ class ChangelogSource:
         self.message = message
 
 
+def tenant_key(tenant_id: str) -> bytes:
+    """A tenant's key in the ``tenant-state`` table: its id, unless that would name a checkpoint record
+    (a tenant called ``__checkpoint__/0`` overwrote partition 0's until the tenth session): such ids get a
+    prefix that no UTF-8 string starts with."""
+    key = tenant_id.encode()
+    return b"\xfftenant/" + key if key.startswith(CHECKPOINT_KEY) else key
+
+
 class TableTenants:
     """The ``tenant-state`` table as ``tenant_id -> snapshot``: where a stage restores evicted tenants from."""
 
@@ -125,11 +133,11 @@ class TableTenants:
         self.table = table
 
     def get(self, tenant_id: str, default: bytes | None = None) -> bytes | None:
-        value = self.table.get(tenant_id.encode())
+        value = self.table.get(tenant_key(tenant_id))
         return default if value is None else value
 
     def __setitem__(self, tenant_id: str, data: bytes) -> None:
-        self.table[tenant_id.encode()] = data
+        self.table[tenant_key(tenant_id)] = data
 
 
 @dataclass
@@ -172,10 +180,24 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
     def checkpoint_key(partition: int) -> bytes:
         return b"%s/%d" % (CHECKPOINT_KEY, partition)
 
-    def legacy_marker(partition: int) -> bytes | None:
-        """A checkpoint written before the marker moved, unless a tenant of that name overwrote it."""
-        value = state.get(b"%s/%d" % (LEGACY_CHECKPOINT_KEY, partition))
-        return value if value is not None and value[:1] == b"{" else None
+    def pending_key(partition: int) -> bytes:
+        return b"%s/%d" % (PENDING_KEY, partition)
+
+    def load_pending(rt: PartitionRuntime, offset: int) -> None:
+        """The stage's pending closes and incidents, if written with the checkpoint at ``offset``."""
+        try:
+            blob = chunked.read(state, pending_key(rt.partition))
+        except chunked.ChunkError as exc:  # a changelog cut short: quiet tenants wait for their next event
+            log.error("partition_pending_discarded", partition=rt.partition, reason=str(exc))
+            return
+        if blob is None:
+            return  # a checkpoint of the previous version (or a stage with nothing pending)
+        doc = orjson.loads(blob)
+        if int(doc["offset"]) == offset:  # not one of an older checkpoint, whatever wrote the newer one
+            rt.stage.load_pending(doc["pending"])
+        else:
+            log.warning("partition_pending_discarded", partition=rt.partition, pending_offset=doc["offset"],
+                        checkpointed_offset=offset, reason="written with another checkpoint")
 
     def runtime(partition: int, offset: int = -1) -> PartitionRuntime:
         """The partition's runtime; a new one starts from the checkpoint in the state table.
@@ -186,18 +208,12 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         if rt is None:
             stage = TenantStage(config, model_first_seen=model_first_seen, store=tenants_store)  # type: ignore[arg-type]
             rt = runtimes[partition] = PartitionRuntime(partition, stage)
-            try:
-                marker = chunked.read(state, checkpoint_key(partition))
-            except chunked.ChunkError as exc:  # a changelog cut short: start from the committed offset, say so
-                log.error("partition_checkpoint_discarded", partition=partition, reason=str(exc))
-                marker = None
-            if marker is None:
-                marker = legacy_marker(partition)
-                rt.legacy_marker = marker is not None
+            marker = state.get(checkpoint_key(partition))
             if marker is not None:
                 doc = orjson.loads(marker)
                 rt.checkpointed_offset = rt.processed_offset = int(doc["offset"])
                 rt.stage.load_meta(doc["meta"])
+                load_pending(rt, rt.checkpointed_offset)
                 rt.last_marker = rt.stage.watermark
             log.info("partition_started", partition=partition, checkpointed_offset=rt.checkpointed_offset,
                      first_offset=offset)
@@ -296,12 +312,10 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             det = rt.stage.detector
             for tid in sorted(rt.stage.drain_dirty()):
                 if tid in det:
-                    state[tid.encode()] = det.snapshot(tid)
-            chunked.write(state, checkpoint_key(rt.partition), orjson.dumps({"offset": offset, "meta": rt.stage.meta()}),
-                          settings.state_chunk_bytes)
-            if rt.legacy_marker:  # a tenant named "__checkpoint__/<p>" would otherwise be handed it as its state
-                del state[b"%s/%d" % (LEGACY_CHECKPOINT_KEY, rt.partition)]
-                rt.legacy_marker = False
+                    state[tenant_key(tid)] = det.snapshot(tid)
+            chunked.write(state, pending_key(rt.partition),
+                          orjson.dumps({"offset": offset, "pending": rt.stage.pending()}), settings.state_chunk_bytes)
+            state[checkpoint_key(rt.partition)] = orjson.dumps({"offset": offset, "meta": rt.stage.meta()})
         finally:
             faust_current_event.reset(token)
         rt.checkpointed_offset = offset
@@ -493,7 +507,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             det = load_tenant(rt, tid)
             alerts = det.apply_feedback(record)
             if tid in det:
-                state[tid.encode()] = det.snapshot(tid)  # a verdict is checkpointed at once
+                state[tenant_key(tid)] = det.snapshot(tid)  # a verdict is checkpointed at once
             if det.feedback_result == "unmatched":  # a typo or an older incident: it must not silence this one
                 log.warning("feedback_unmatched", label=record.get("label"), alert_id=record.get("alert_id"),
                             reason="not an alert of the tenant's open or last resolved incident")

@@ -146,7 +146,8 @@ def test_a_restored_tenant_stage_closes_windows_in_the_same_order_with_late_and_
 
 def _lazy_run(events, restart_at: set[int]) -> list[str]:
     """As a worker restarts a partition (streams/pipeline.py ``runtime()``): changed tenants to the state table,
-    then a new stage over that table with only ``meta()`` loaded; tenants come back when something needs them."""
+    then a new stage over that table with ``meta()`` and ``pending()`` loaded; tenants come back when something
+    needs them."""
     import orjson
 
     table: dict[str, bytes] = {}
@@ -157,8 +158,10 @@ def _lazy_run(events, restart_at: set[int]) -> list[str]:
                 if tid in stage.detector:
                     table[tid] = stage.detector.snapshot(tid)
             meta = orjson.loads(orjson.dumps(stage.meta()))
+            pending = orjson.loads(orjson.dumps(stage.pending()))
             stage = TenantStage(store=table)
             stage.load_meta(meta)
+            stage.load_pending(pending)
         out += stage.process(ev)
     out += stage.finish()
     return [orjson.dumps(a, option=orjson.OPT_SORT_KEYS).decode() for a in out]
@@ -167,7 +170,7 @@ def _lazy_run(events, restart_at: set[int]) -> list[str]:
 def test_a_lazily_restored_stage_still_closes_and_resolves_tenants_that_went_quiet():
     """An attacker stops right before a checkpoint: its last window is open and its incident will resolve two
     hours later on the watermark. A restarted worker restores tenants only when an event names them, so the
-    stage meta carries the pending window closes and open incidents (without them: no resolution, ever)."""
+    checkpoint carries the stage's pending window closes and open incidents (without them: no resolution)."""
     events = syn.merge(syn.extraction("atk", start=syn.T0, hours=1.0, rate=1.0, seed=11),
                        syn.hydra("hyd", n_tenants=6, start=syn.T0 + 1800, hours=2, seed=15),
                        syn.chat("chat-1", start=syn.T0, hours=6, seed=13, peak_rate=0.3),

@@ -415,3 +415,18 @@ def test_an_end_of_input_resolution_never_shares_an_id_with_a_longer_runs_update
     for aid in short.keys() & full.keys():
         assert short[aid]["status"] == full[aid]["status"], aid
     assert ended[0]["alert_id"] not in full
+
+
+def test_a_verdict_on_an_alert_id_of_the_previous_form_still_matches_its_incident() -> None:
+    """Alert ids before the tenth session hashed (kind, subject, incident start, seq) without the status; a
+    verdict an analyst sends after the upgrade about such an alert of a still-open incident must apply."""
+    from detectors.common import stable_id
+    from evaluation.scoring import ts_of
+
+    det = TenantDetector()
+    opened = next(a for e in S.extraction("old-id", hours=1) for a in det.process(e) if a["status"] == "open")
+    start = ts_of(opened["window_start"])
+    old_id = "t-" + stable_id("tenant", "old-id", round(start, 3), 0)
+    assert old_id != opened["alert_id"]
+    resolved = det.apply_feedback({**_feedback(opened, "false_positive"), "alert_id": old_id})
+    assert det.feedback_result == "applied" and [a["status"] for a in resolved] == ["resolved"]

@@ -378,8 +378,10 @@ def test_a_restarted_worker_resolves_the_incident_of_a_tenant_that_went_quiet(ka
     checkpoint tells it which windows and incidents are still pending, so other tenants' traffic moving the
     watermark closes the attacker's window and resolves its incident, as ``detect`` does."""
     bootstrap, topic = kafka_env["DISTILLGUARD_BOOTSTRAP_SERVERS"], kafka_env["DISTILLGUARD_EVENTS_TOPIC"]
+    # a tenant named like partition 0's checkpoint record: its state must not overwrite that record
     first_part = syn.merge(syn.extraction("atk-quiet", start=syn.T0, hours=1.0, rate=1.0, seed=11),
-                           syn.chat("chat-1", start=syn.T0, hours=1.05, seed=13, peak_rate=0.3))
+                           syn.chat("chat-1", start=syn.T0, hours=1.05, seed=13, peak_rate=0.3),
+                           syn.chat("__checkpoint__/0", start=syn.T0, hours=1.05, seed=14, peak_rate=0.3))
     later = flush_events(syn.T0 + 6 * 3600, PARTITIONS)
     reference = [a for a in run_detect(first_part + later, tmp_path) if a.get("tenant_id") == "atk-quiet"]
     want = next(a for a in reference if a["status"] == "resolved")
@@ -412,3 +414,5 @@ def test_a_restarted_worker_resolves_the_incident_of_a_tenant_that_went_quiet(ka
     got = [a for a in live if a["status"] == "resolved" and a.get("tenant_id") == "atk-quiet"]
     assert got, "the quiet tenant's incident was never resolved after the restart"
     assert canonical(got[0]) == canonical(want)
+    log = second.log_text()
+    assert "Traceback" not in log and '"level":"error"' not in log, log[-3000:]
