@@ -145,7 +145,6 @@ class TenantDetector:
         self._heap: list[tuple[float, str]] = []  # (window end, tenant) of open windows, may hold stale entries
         self._summaries: list[KeySummary] = []
         self._incidents: set[str] = set()  # tenants with an open incident (for quiet-period resolution)
-        self._pending_feedback: dict[str, list[dict[str, Any]]] = {}
         self.feedback_result = ""  # what the last apply_feedback did (see there)
         self.changed: set[str] = set()  # tenants whose state changed since drain_changed(): what a checkpoint writes
         self.model_first_seen = model_first_seen if model_first_seen is not None else {}
@@ -209,9 +208,6 @@ class TenantDetector:
         st.ids = array("Q", bytes(8 * _ID_RING))
         st.ids_i = 0
         self._tenants[tid] = st
-        if tid in self._pending_feedback:
-            for rec in self._pending_feedback.pop(tid):
-                self._feedback_state(st, rec)
         return st
 
     def _own_base(self, st: _Tenant) -> BaselineDetector:
@@ -849,7 +845,9 @@ class TenantDetector:
         tenant stays flagged (its incident is not auto-resolved and any suspicious window re-opens one without
         the persistence rule). One rule for every label, so the workers (verdicts applied when they arrive) and
         ``detect --feedback`` (applied when the named alert is emitted) agree. :attr:`feedback_result` says what happened:
-        ``applied``, ``unmatched``, ``pending`` (tenant not seen yet) or ``ignored`` (unknown label).
+        ``applied``, ``unmatched`` (also for a tenant the stage has never seen: no alert of it can be named)
+        or ``ignored`` (unknown label). Until the tenth session a verdict on an unseen tenant was kept for its
+        arrival, where a true positive flagged it; under the alert-id rule it could never match, so it is not.
         """
         tid = record.get("tenant_id")
         self.feedback_result = "ignored"
@@ -858,11 +856,8 @@ class TenantDetector:
         st = self._tenants.get(tid)
         if st is None and self.loader is not None:
             st = self._reload(tid)
-        if st is None:  # kept (bounded) until the tenant appears or is restored
-            self.feedback_result = "pending"
-            if tid in self._pending_feedback or len(self._pending_feedback) < 10_000:
-                self._pending_feedback.setdefault(tid, []).append(dict(record))
-                del self._pending_feedback[tid][:-8]
+        if st is None:
+            self.feedback_result = "unmatched"
             return []
         return self._feedback_state(st, record)
 

@@ -513,7 +513,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                             reason="not an alert of the tenant's open or last resolved incident")
             elif det.feedback_result == "applied":
                 log.info("feedback_applied", label=record.get("label"), alert_id=record.get("alert_id"))
-            else:  # an unknown label (ignored), or a tenant this worker has no state of yet (pending)
+            else:  # an unknown label (ignored)
                 log.info("feedback_not_applied", result=det.feedback_result, label=record.get("label"),
                          alert_id=record.get("alert_id"))
             await publish(alerts)
