@@ -358,8 +358,9 @@ class ClusterDetector:
         new = [m for m in ms if m.tenant_first_ts >= fresh_after]
         sync = sum(1 for m in new if abs(m.tenant_first_ts - med) <= c.cluster_sync_seconds) / n
         fresh = sum(1 for m in new if abs(m.tenant_first_ts - med) <= c.cluster_fresh_seconds) / n
-        extraction = sum(prof[t].mean("ext") for t in sorted(named)) / len(named)  # sorted: float sums must not follow set order
-        strong = sum(prof[t].strong for t in sorted(named))
+        ordered = sorted(named)  # float sums must not follow set order (it follows the process's string hash)
+        extraction = sum(prof[t].mean("ext") for t in ordered) / len(named)
+        strong = sum(prof[t].strong for t in ordered)
         volume = min(1.0, math.log1p(strong) / math.log1p(c.cluster_volume_windows))
         # key kinds shared: a kind counts when most members share one of its keys with another member
         holders: dict[str, int] = {}

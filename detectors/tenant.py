@@ -748,18 +748,15 @@ class TenantDetector:
             self._clock = watermark_ts
         out: list[dict[str, Any]] = []
         heap = self._heap
-        touched: list[str] = []
-        W = self._W
         while heap and heap[0][0] <= watermark_ts:
             end, tid = heapq.heappop(heap)
             st = self._tenants.get(tid)
             if st is None and self.loader is not None:  # evicted with an open window: it closes on time
                 st = self._reload(tid)
-            # only the entry of a window still open counts: one left behind by a window the tenant's own events
+            # only the entry of the tenant's first open window counts: one left behind by a window its own events
             # closed would close its later window at another point of the (end, tenant) order than a restored
             # stage, which holds entries for its open windows only, and the two runs' outputs would differ in order
-            if st is not None and st.next_close <= watermark_ts and any(ws + W == end for ws in st.wins):
-                touched.append(tid)
+            if st is not None and st.next_close == end:
                 out += self._close_until(st, watermark_ts)
         for tid in sorted(self._incidents):
             st = self._tenants[tid]
@@ -792,10 +789,9 @@ class TenantDetector:
         """Take back :meth:`pending` after a restart: queue the first close of each tenant not in memory
         (restored ones queued their own) and restore the tenants with an open incident, whose resolution
         runs on watermark ticks."""
-        heap = self._heap
-        for tid in sorted(closes):
+        for tid, end in closes.items():
             if tid not in self._tenants:
-                heapq.heappush(heap, (float(closes[tid]), tid))
+                heapq.heappush(self._heap, (float(end), tid))
         for tid in incidents:
             if tid not in self._tenants:
                 self._reload(tid)
@@ -879,13 +875,11 @@ class TenantDetector:
         if which is None:
             self.feedback_result = "unmatched"
             return []
-        if label == "true_positive":
-            self.changed.add(st.tid)
-            st.flagged = True
-            self.feedback_result = "applied"
-            return []
         self.changed.add(st.tid)
         self.feedback_result = "applied"
+        if label == "true_positive":
+            st.flagged = True
+            return []
         st.flagged = False
         pattern = st.inc_pattern if which == "current" else st.last_pattern
         if pattern and pattern not in st.suppressed:
