@@ -114,6 +114,9 @@ def test_duplicate_keys_last_one_wins_or_rejected(seed, field, value):
     ev = check(raw[:-1] + b"," + dumps(field) + b":" + dumps(value) + b"}")
     if ev is not None and field in ev and field not in ("prompt_fingerprint", "prompt_chars", "prompt_template_id",
                                                        "cot_elicitation", "input_tokens", "output_tokens"):
+        clamp = SCHEMA["properties"][field].get("x-clamp")  # token counts the detector sums are read as at most this
+        if clamp is not None and isinstance(value, (int, float)) and value > clamp:
+            value = clamp
         assert ev[field] == value or (isinstance(value, float) and ev[field] == int(value))
 
 
