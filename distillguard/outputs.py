@@ -62,6 +62,30 @@ def open_output(path: str, stack: ExitStack, dash_is_stdout: bool = True) -> Out
     return Output(f, path, False)
 
 
+def clashing_paths(reads: dict[str, str | None], writes: dict[str, str | None]) -> str | None:
+    """Why two of a command's files are one file (an output that is an input, or two outputs), else None.
+
+    Opening an output truncates it: ``detect -i x -o x`` used to empty its input and exit 0. Paths are
+    compared as files (``os.path.samefile``: hard links and ``./x`` included) when they exist, and by their
+    absolute paths when an output does not exist yet; ``-`` (stdin/stdout) and unset ones are skipped.
+    """
+    def same(a: str, b: str) -> bool:
+        try:
+            return os.path.samefile(a, b)
+        except OSError:  # one of them does not exist (yet): two outputs can still name one new file
+            return os.path.abspath(a) == os.path.abspath(b)
+
+    named = [(flag, path) for flag, path in writes.items() if path and path != "-"]
+    for i, (flag, path) in enumerate(named):
+        for other, src in reads.items():
+            if src and src != "-" and same(path, src):
+                return f"{flag} {path} is the same file as {other} {src}: it would be overwritten"
+        for other, out in named[i + 1:]:
+            if same(path, out):
+                return f"{flag} and {other} name the same file ({path}): give each output its own file"
+    return None
+
+
 def write_failed(err: WriteError, command: str, log: Any = None) -> int:
     """Report a failed write and return the exit status; a reader of stdout that went away ends quietly (141)."""
     if err.out.is_stdout:

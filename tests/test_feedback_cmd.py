@@ -30,7 +30,7 @@ def test_invalid_verdicts_send_nothing_and_valid_ones_are_keyed_by_tenant(kafka_
     res = feedback(kafka_env, "--file", str(bad))
     assert res.returncode == 2
     assert "line 2: label must be one of true_positive, false_positive, benign_expected" in res.stderr
-    assert "line 3: not a JSON object" in res.stderr and "line 4: tenant_id is missing" in res.stderr
+    assert "line 3: invalid JSON (" in res.stderr and "line 4: tenant_id is missing" in res.stderr
     assert problems({"alert_id": "t-9", "label": "false_positive", "tenant_id": None}) == ["tenant_id is missing"]
     assert problems({"alert_id": "t-9", "label": "true_positive", "tenant_id": "a", "note": "x" * 4097}) == [
         "note is longer than 4096 characters"]

@@ -36,44 +36,58 @@ def problems(record: Any) -> list[str]:
     return feedback_problems(record)
 
 
-def _records(args: argparse.Namespace) -> list[tuple[str, Any]]:
+_BOM = b"\xef\xbb\xbf"
+
+
+def _records(args: argparse.Namespace) -> tuple[list[tuple[str, Any]], list[tuple[str, str]]]:
+    """The verdicts to send, and the lines of ``--file`` that are not JSON (with the parser's message)."""
     import orjson
 
     if args.file:
         stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115 - closed below
         try:
-            rows = []
+            rows, unreadable = [], []
             for n, line in enumerate(stream, 1):
+                if n == 1 and line.startswith(_BOM):  # written by some editors and Windows tools
+                    line = line[len(_BOM):]
                 if line.strip():
                     try:
                         rows.append((f"line {n}", orjson.loads(line)))
-                    except orjson.JSONDecodeError:
-                        rows.append((f"line {n}", None))
-            return rows
+                    except orjson.JSONDecodeError as exc:
+                        unreadable.append((f"line {n}", f"invalid JSON ({exc.msg})"))
+            return rows, unreadable
         finally:
             if stream is not sys.stdin.buffer:
                 stream.close()
     record = {"alert_id": args.alert_id, "label": args.label, "tenant_id": args.tenant}
     if args.note:
         record["note"] = args.note
-    return [("verdict", record)]
+    return [("verdict", record)], []
 
 
 def run(args: argparse.Namespace) -> int:
     import orjson
     from kafka import KafkaProducer
 
+    from distillguard.outputs import Output, WriteError, write_failed
     from distillguard.settings import load_settings
     from streams.admin import require_topic
     from streams.clients import kafka_python_config, preflight
 
+    given = [flag for flag, value in (("--alert-id", args.alert_id), ("--tenant", args.tenant),
+                                      ("--label", args.label), ("--note", args.note)) if value is not None]
+    if args.file and given:  # the file's records would be sent and the verdict of the options dropped
+        print(f"distillguard feedback: give either --file or a verdict by options, not both ({', '.join(given)} "
+              "with --file)", file=sys.stderr)
+        return 2
     try:
-        records = _records(args)
+        records, unreadable = _records(args)
     except OSError as exc:
         print(f"distillguard feedback: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2
-    bad = [(where, p) for where, rec in records for p in problems(rec)]
+    bad = unreadable + [(where, p) for where, rec in records for p in problems(rec)]
     if bad or not records:
+        bad.sort(key=lambda item: int(item[0].split()[-1]) if item[0].startswith("line ") else 0)
         for where, problem in bad or [("input", "no feedback records")]:
             print(f"distillguard feedback: {where}: {problem}", file=sys.stderr)
         return 2
@@ -90,5 +104,10 @@ def run(args: argparse.Namespace) -> int:
         producer.flush()
     finally:
         producer.close()
-    print(f"sent {len(records)} verdict(s) to {topic}")
+    out = Output(sys.stdout.buffer, "stdout", True)
+    try:  # the verdicts are on the topic: a reader of stdout that went away only ends the command (141)
+        out.write(f"sent {len(records)} verdict(s) to {topic}\n".encode())
+        out.close()
+    except WriteError as err:
+        return write_failed(err, NAME)
     return 0

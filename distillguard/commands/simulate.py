@@ -41,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--volume", type=_POSITIVE, help="multiply benign request rates, > 0")
     parser.add_argument("--malformed-share", type=_SHARE, help="share of deliberately malformed lines, 0 to 1")
     parser.add_argument("--out", default="-", help="events JSONL file, '-' for stdout (default)")
-    parser.add_argument("--labels", help="write the ground-truth labels JSON here")
+    parser.add_argument("--labels", help="write the ground-truth labels JSON here ('-' for stdout when the events "
+                                         "go to a file or Kafka)")
     parser.add_argument("--to", choices=("file", "kafka"), default="file", help="write to --out (file) or produce to Kafka")
     parser.add_argument("--rate", type=_POSITIVE,
                         help="with --to kafka: events per second, > 0 (default: as fast as possible)")
@@ -130,9 +131,16 @@ def _to_kafka(sim: Any, rate: float | None, settings: Any) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from distillguard.outputs import WriteError, open_output, write_failed
+    from distillguard.outputs import WriteError, clashing_paths, open_output, write_failed
     from simulator import generate
 
+    events_path = args.out if args.to == "file" else None
+    clash = clashing_paths({}, {"--out": events_path, "--labels": args.labels})
+    if args.labels == "-" and events_path == "-":
+        clash = "--out and --labels both name stdout: write one of them to a file"
+    if clash:
+        print(f"distillguard simulate: {clash}", file=sys.stderr)
+        return 2
     cfg = build_config(args)
     settings = None
     if args.to == "kafka":
@@ -143,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     with ExitStack() as stack:
         try:  # open both outputs before generating anything, so a bad path fails at once
-            labels_out = open_output(args.labels, stack, dash_is_stdout=False) if args.labels else None
+            labels_out = open_output(args.labels, stack) if args.labels else None
             out = open_output(args.out, stack) if args.to == "file" else None
         except OSError as exc:
             print(f"distillguard simulate: cannot write {exc.filename or args.out}: {exc.strerror or exc}",
