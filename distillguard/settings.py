@@ -8,6 +8,7 @@ Secrets are ``SecretStr`` so they never appear in a repr or a log line.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -106,6 +107,17 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_port_list(cls, value: str) -> str:
+        """Each entry is ``host:port`` (IPv6 as ``[addr]:port``), checked here so no client dies on ``int(port)``."""
+        for entry in value.split(","):
+            problem = host_port_problem(entry.strip())
+            if problem:
+                raise ValueError(f"entry {entry.strip()!r} {problem}; want a comma-separated list of host:port "
+                                 "(IPv6 as [addr]:port)")
+        return value
+
     @field_validator("alert_formats")
     @classmethod
     def _known_formats(cls, value: str) -> str:
@@ -121,12 +133,25 @@ class Settings(BaseSettings):
         return {f: topics[f] for f in self.alert_formats.split(",")}
 
     def sasl_secret(self) -> str | None:
-        """The SASL password, from the setting or from ``sasl_password_file``."""
+        """The SASL password, from the setting or from ``sasl_password_file``.
+
+        A file that cannot be read, is not UTF-8 or is empty is a :class:`SettingsError` naming the setting and
+        the file (never its content): every Kafka command reports it in one line, exit 2.
+        """
         if self.sasl_password is not None:
             return self.sasl_password.get_secret_value()
-        if self.sasl_password_file is not None:
-            return self.sasl_password_file.read_text().strip()
-        return None
+        if self.sasl_password_file is None:
+            return None
+        path = self.sasl_password_file
+        try:
+            secret = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise file_setting_error("sasl_password_file", path, f"cannot be read ({exc.strerror or exc})") from None
+        except UnicodeDecodeError:  # its message would quote a byte of the password
+            raise file_setting_error("sasl_password_file", path, "is not UTF-8 text") from None
+        if not secret:
+            raise file_setting_error("sasl_password_file", path, "is empty")
+        return secret
 
     def webhook_secret_bytes(self) -> bytes | None:
         """The webhook signing key, from the setting or from ``webhook_secret_file``."""
@@ -142,7 +167,64 @@ class SettingsError(ValueError):
 
 
 _SECRET_FIELDS = frozenset({"sasl_password", "webhook_secret"})
+# values that are not secrets as a whole but may carry one (a chat webhook's URL path is its token): an
+# error shows only their scheme and host
+_URL_FIELDS = frozenset({"webhook_url"})
 _NOT_SETTINGS = frozenset({"CONFIG", "NO_KAFKA"})  # DISTILLGUARD_* variables read elsewhere (the TOML path, tests)
+
+
+def _where(field: str) -> str:
+    """How the user spells a setting: its variable and its key in the config file."""
+    return f"{ENV_PREFIX}{field.upper()} / {field!r} in the config file"
+
+
+def file_setting_error(field: str, path: Path, problem: str) -> SettingsError:
+    """A setting that names a file the command cannot use: the setting, the file and the problem, in one line.
+
+    Why: the files hold passwords, CAs and keys, read only when a command connects; an unreadable one must
+    not end that command in a traceback, and the message must never quote the file's content.
+    """
+    return SettingsError(f"{_where(field)} = {str(path)!r}: the file {problem}")
+
+
+def host_port_problem(entry: str) -> str | None:
+    """Why ``entry`` is not ``host:port`` (or ``[ipv6]:port``), or ``None`` when it is."""
+    if not entry:
+        return "is empty"
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.%\w-]+)\]:([^:]*)", entry) if entry.startswith("[") else None
+    if entry.startswith("[") and match is None:
+        return "is not [IPv6 address]:port"
+    host, port = match.groups() if match else entry.rpartition(":")[::2]
+    if not match and ":" not in entry:
+        return "has no port"
+    if not host or any(c.isspace() for c in host) or (not match and ":" in host):
+        return f"has no valid host ({host!r})" if host else "has no host"
+    if not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return f"has port {port!r}, not a number from 1 to 65535"
+    return None
+
+
+def _shown(field: str, value: Any) -> str:
+    """The invalid value as an error may show it: nothing of a secret, scheme and host of a URL."""
+    if field in _SECRET_FIELDS:
+        return ""
+    if field in _URL_FIELDS:
+        from urllib.parse import urlsplit
+
+        try:
+            url = urlsplit(str(value))
+            host = url.hostname
+        except ValueError:
+            return ""
+        return f" = '{url.scheme}://{host}/...'" if url.scheme and host else ""
+    return f" = {str(value)[:80]!r}"
+
+
+def _message(field: str, err: Any) -> str:
+    """Pydantic's reason, said plainly where its own words would be obscure."""
+    if field in _URL_FIELDS and err["type"] == "string_pattern_mismatch":
+        return "must be an http:// or https:// URL (the value is not shown: such URLs carry tokens)"
+    return str(err["msg"]).removeprefix("Value error, ")
 
 
 def _describe(exc: ValidationError) -> str:
@@ -150,12 +232,10 @@ def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         field = str(err["loc"][0]) if err["loc"] else "?"
-        where = f"{ENV_PREFIX}{field.upper()} / {field!r} in the config file"
         if err["type"] == "extra_forbidden":
             parts.append(f"unknown setting {field!r} in the config file")
             continue
-        value = "" if field in _SECRET_FIELDS else f" = {str(err.get('input'))[:80]!r}"
-        parts.append(f"{where}{value}: {err['msg']}")
+        parts.append(f"{_where(field)}{_shown(field, err.get('input'))}: {_message(field, err)}")
     return "invalid settings: " + "; ".join(parts)
 
 

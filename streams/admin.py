@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from distillguard.settings import Settings
 from streams.clients import BrokerConnectError, kafka_python_config
@@ -32,27 +32,68 @@ def public_topics(settings: Settings) -> list[TopicSpec]:
     ]
 
 
-def create_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> dict[str, str]:
-    """Create the topics that do not exist yet; returns ``{name: "created" | "exists"}``."""
-    specs = specs if specs is not None else public_topics(settings)
+@dataclass(frozen=True)
+class TopicResult:
+    """What :func:`ensure_topics` found or did for one topic."""
+
+    name: str
+    state: str  # "created", "exists" or "failed"
+    partitions: int | None = None  # as the broker reports them; None when the topic failed or its metadata did not say
+    error: str = ""  # the broker's error and reason, when failed
+
+
+class TopicCreateError(BrokerConnectError):
+    """The broker refused to create some topics (the message names each one and the broker's reason)."""
+
+
+def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> list[TopicResult]:
+    """Create the topics that do not exist yet; one :class:`TopicResult` per topic, in the order of ``specs``.
+
+    Each missing topic gets a request of its own, so a topic the broker refuses (replication factor above the
+    broker count, an invalid name, a partition limit) is reported with the broker's own reason and does not
+    stop the others. Partition counts come from the broker (the creation response, or the metadata of a topic
+    that already existed), never from the settings: an existing topic keeps the partitions it has.
+    KafkaError (the broker went away) is raised.
+    """
+    specs = list({s.name: s for s in (specs if specs is not None else public_topics(settings))}.values())
     admin = KafkaAdminClient(client_id="distillguard-admin", **kafka_python_config(settings))
     try:
         existing = set(admin.list_topics())
-        result = {s.name: "exists" for s in specs if s.name in existing}
-        new = [
-            NewTopic(s.name, s.partitions, settings.replication_factor, topic_configs=s.config)
-            for s in specs
-            if s.name not in existing
-        ]
-        if new:
-            try:
-                admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass  # created concurrently by another tool or worker
-            result.update({t.name: "created" for t in new})
-        return result
+        results: dict[str, TopicResult] = {}
+        for spec in specs:
+            if spec.name in existing:
+                continue
+            new = NewTopic(spec.name, spec.partitions, settings.replication_factor, topic_configs=spec.config)
+            answer = admin.create_topics([new], raise_errors=False)["topics"][0]
+            error = for_code(answer["error_code"])
+            if answer["error_code"] == 0:
+                count = answer.get("num_partitions", -1)
+                results[spec.name] = TopicResult(spec.name, "created", count if count > 0 else spec.partitions)
+            elif error is TopicAlreadyExistsError:  # created concurrently by another tool or worker
+                existing.add(spec.name)
+            else:
+                reason = answer.get("error_message") or error.description
+                results[spec.name] = TopicResult(spec.name, "failed", None, f"{error.__name__}: {reason}")
+        described = [s.name for s in specs if s.name in existing]
+        counts = {d.get("name", d.get("topic")): len(d["partitions"]) for d in admin.describe_topics(described)
+                  if d["error_code"] == 0 and d["partitions"]} if described else {}
+        for name in described:
+            results[name] = TopicResult(name, "exists", counts.get(name))
+        return [results[s.name] for s in specs]
     finally:
         admin.close()
+
+
+def create_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> dict[str, str]:
+    """Create the topics that do not exist yet; returns ``{name: "created" | "exists"}``.
+
+    Raises :class:`TopicCreateError` naming every topic the broker refused (the others are created).
+    """
+    results = ensure_topics(settings, specs)
+    failed = [r for r in results if r.state == "failed"]
+    if failed:
+        raise TopicCreateError("the broker refused to create " + "; ".join(f"{r.name!r} ({r.error})" for r in failed))
+    return {r.name: r.state for r in results}
 
 
 def delete_topics(settings: Settings, names: list[str]) -> None:

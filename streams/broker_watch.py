@@ -27,14 +27,22 @@ INTERVAL = 2.0  # seconds between probes
 TIMEOUT = 5.0  # a metadata round trip slower than this counts as unreachable
 
 
-def watch_broker(app: faust.App, settings: Settings) -> None:
-    """Attach the probe timer to ``app``."""
+def watch_broker(app: faust.App, settings: Settings, up_at_start: bool | None = None) -> None:
+    """Attach the probe timer to ``app``; ``up_at_start`` is what the worker's start-up check found.
+
+    Why ``up_at_start``: the first probe runs one interval after the app starts, and until then the gauge
+    read 0, so ``min(distillguard_broker_up) == 0`` fired at every worker start. The worker reaches this
+    only after ``preflight`` got through, so it passes ``True`` and the first reading is right.
+    """
     from aiokafka.client import AIOKafkaClient
     from aiokafka.errors import KafkaError
 
+    from distillguard.settings import SettingsError
     from streams.clients import kafka_python_config
 
-    state: dict[str, Any] = {"client": None, "up": None, "down_since": 0.0}
+    state: dict[str, Any] = {"client": None, "up": up_at_start, "down_since": time.monotonic()}
+    if up_at_start is not None:
+        BROKER_UP.set(1 if up_at_start else 0)
 
     async def probe() -> bool:
         try:
@@ -46,7 +54,7 @@ def watch_broker(app: faust.App, settings: Settings) -> None:
             else:
                 await asyncio.wait_for(state["client"].fetch_all_metadata(), TIMEOUT)
             return True
-        except (KafkaError, OSError, TimeoutError) as exc:
+        except (KafkaError, OSError, TimeoutError, SettingsError) as exc:  # SettingsError: a key file gone since start
             state["last_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
             return False
 
