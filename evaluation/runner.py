@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import orjson
 
@@ -120,9 +121,28 @@ def load_jsonl(path: str | Path) -> list[dict[str, Any]]:
         return [orjson.loads(line) for line in f if line.strip()]
 
 
-def _produce(config: Any, queue: Any, batch: int) -> None:  # pragma: no cover - runs in the child process
+PARENT_CHECK_S = 1.0  # how often the child checks that its parent is still there (and the parent, the child)
+
+
+def _exit_with_parent(parent: int) -> None:  # pragma: no cover - a thread of the child process
+    """End the child once its parent is gone (killed without clean-up, e.g. SIGKILL): blocked on a full queue,
+    or at its exit waiting to flush lines nobody reads any more, it would otherwise live on as an orphan."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(1)
+
+
+def _produce(config: Any, queue: Any, batch: int, parent: int) -> None:  # pragma: no cover - runs in the child
+    import signal
+    import threading
+
     from simulator import generate
 
+    # The parent decides when this process stops (it terminates it on Ctrl-C, SIGTERM or an error): a Ctrl-C in
+    # the terminal reaches the whole process group, and the parent's SIGTERM handler is not for this process.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="exit-with-parent", daemon=True).start()
     try:
         sim = generate(config)
         buf: list[bytes] = []
@@ -134,7 +154,7 @@ def _produce(config: Any, queue: Any, batch: int) -> None:  # pragma: no cover -
         if buf:
             queue.put(buf)
         queue.put(("labels", orjson.dumps(sim.labels())))
-    except BaseException as exc:  # noqa: BLE001 - report any failure to the parent instead of hanging it
+    except Exception as exc:  # noqa: BLE001 - report any failure to the parent instead of hanging it
         queue.put(("error", repr(exc)))
 
 
@@ -142,7 +162,9 @@ class ParallelSimulation:
     """Generate a simulation in a child process while the parent runs the engine (two cores instead of one).
 
     ``lines()`` yields exactly the bytes ``generate(config).records()`` would, in the same order;
-    ``labels()`` is available once ``lines()`` is exhausted.
+    ``labels()`` is available once ``lines()`` is exhausted. Use it as a context manager (or call ``close()``):
+    leaving early (an error, Ctrl-C, SIGTERM turned into SystemExit) terminates the child at once, since a child
+    blocked on a full queue never ends by itself.
     """
 
     def __init__(self, config: Any, batch: int = 2048) -> None:
@@ -150,24 +172,64 @@ class ParallelSimulation:
 
         ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
         self._queue = ctx.Queue(maxsize=64)
-        self._proc = ctx.Process(target=_produce, args=(config, self._queue, batch), daemon=True)
+        self._proc = ctx.Process(target=_produce, args=(config, self._queue, batch, os.getpid()), daemon=True)
         self._labels: dict[str, Any] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id once started (for tests that check it is gone)."""
+        return self._proc.pid
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _get(self) -> Any:
+        """The next item; a child that died without a word (killed, out of memory) is an error, not a hang."""
+        import queue as queue_module
+
+        while True:
+            try:
+                return self._queue.get(timeout=PARENT_CHECK_S)
+            except queue_module.Empty:
+                if self._proc.is_alive():
+                    continue
+            try:  # it may have put its last item just before it ended
+                return self._queue.get(timeout=PARENT_CHECK_S)
+            except queue_module.Empty:
+                raise RuntimeError(f"simulation process ended with exit code {self._proc.exitcode} "
+                                   "before its labels") from None
 
     def lines(self) -> Iterator[bytes]:
         self._proc.start()
+        finished = False
         try:
             while True:
-                item = self._queue.get()
+                item = self._get()
                 if isinstance(item, tuple):
                     if item[0] == "error":
                         raise RuntimeError(f"simulation process failed: {item[1]}")
                     self._labels = orjson.loads(item[1])
+                    finished = True
                     break
                 yield from item
         finally:
+            self.close(wait=finished)
+
+    def close(self, wait: bool = False) -> None:
+        """Stop the child: after its labels it ends by itself (``wait``), otherwise it is terminated at once."""
+        if self._proc.pid is None:  # never started
+            return
+        if wait:
             self._proc.join(timeout=30)
+        if self._proc.is_alive():
+            self._proc.terminate()
+            self._proc.join(timeout=5)
             if self._proc.is_alive():
-                self._proc.terminate()
+                self._proc.kill()
+                self._proc.join(timeout=5)
 
     def labels(self) -> dict[str, Any]:
         if self._labels is None:
