@@ -16,6 +16,7 @@ See docs/REPLAY.md for the operator's view (range rules, checkpoints, state file
 from __future__ import annotations
 
 import base64
+import contextlib
 import heapq
 import math
 import os
@@ -46,6 +47,29 @@ Alert = dict[str, Any]
 
 class ReplayError(Exception):
     """A replay cannot be planned or run (bad range, missing topic, refused output ...)."""
+
+
+class ReplayInterrupted(Exception):
+    """SIGINT/SIGTERM arrived while the reader waited for records: stop at the last processed record."""
+
+
+# Kafka's legal topic names (kafka.common.internals.Topic): also the rule for run ids, which name topics
+TOPIC_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+TOPIC_NAME_MAX = 249
+
+
+def topic_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a legal Kafka topic name (checked before any broker call), else None."""
+    if not name:
+        return "is empty"
+    if name in (".", ".."):
+        return "cannot be '.' or '..'"
+    if len(name) > TOPIC_NAME_MAX:
+        return f"is longer than {TOPIC_NAME_MAX} characters"
+    bad = sorted(set(name) - TOPIC_NAME_CHARS)
+    if bad:
+        return f"has characters Kafka does not allow in a topic name ({''.join(bad)!r}; use letters, digits, '.', '_', '-')"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- parsing
@@ -139,6 +163,7 @@ class ReplayPlan:
     lookahead: float = 0.0
     resolved_by: str = "offsets"  # "offsets" | "time-index" | "scan" | "all"
     notes: list[str] = field(default_factory=list)
+    topic_id: str | None = None  # the broker's id of the topic when planned: a recreated topic has another
 
     @property
     def estimated_records(self) -> int:
@@ -184,6 +209,7 @@ def build_plan(consumer: Any, topic: str, *, time_from: float | None = None, tim
     if not parts:
         raise ReplayError(f"topic {topic!r} does not exist")
     n = len(parts)
+    topic_id = current_topic_id(consumer, topic)
     tenant_list = sorted(set(tenants)) if tenants is not None else None
     if time_from is not None and time_to is not None and time_to <= time_from:
         raise ReplayError("--to must be after --from")
@@ -210,7 +236,10 @@ def build_plan(consumer: Any, topic: str, *, time_from: float | None = None, tim
             a, b = offsets[p]
             if a is not None:
                 if a < starts[p]:
-                    notes.append(f"partition {p}: offsets before {starts[p]} are no longer retained")
+                    notes.append(f"partition {p}: offsets {a}-{starts[p] - 1} are no longer retained (the log "
+                                 f"starts at {starts[p]}); reading from {starts[p]}")
+                elif a > ends[p]:
+                    notes.append(f"partition {p}: start {a} is past the log end {ends[p]}; nothing to read there")
                 starts[p] = max(a, starts[p])
             if b is not None:
                 if b > ends[p]:
@@ -235,21 +264,105 @@ def build_plan(consumer: Any, topic: str, *, time_from: float | None = None, tim
                          "bulk load), use --scan")
     elif scan:
         resolved_by = "scan"
+    if offsets is None and (time_from is not None or time_to is not None):
+        notes += _retention_notes(consumer, tps, begin, time_from - lookback if time_from is not None else None)
     ranges = [PartitionRange(p, starts[p], max(starts[p], ends[p])) for p in chosen]
+    if ranges and not any(r.count for r in ranges) and not any(n.startswith("the broker's time index") for n in notes):
+        notes.append("nothing to read: every partition's range is empty")
     return ReplayPlan(topic=topic, num_partitions=n, ranges=ranges, time_from=time_from, time_to=time_to,
                       tenants=tenant_list, lookback=lookback if time_from is not None else 0.0,
-                      lookahead=lookahead if time_to is not None else 0.0, resolved_by=resolved_by, notes=notes)
+                      lookahead=lookahead if time_to is not None else 0.0, resolved_by=resolved_by, notes=notes,
+                      topic_id=topic_id)
+
+
+def current_topic_id(consumer: Any, topic: str) -> str | None:
+    """The broker's topic id (KIP-516) from the consumer's metadata, or None (older broker or client)."""
+    try:
+        tid = consumer._client.cluster.topic_id(topic)
+    except AttributeError:
+        return None
+    return str(tid) if tid is not None else None
+
+
+def _retention_notes(consumer: Any, tps: list[Any], begin: dict[Any, int], scan_from: float | None) -> list[str]:
+    """Notes for partitions whose deleted head may have held events of a time range.
+
+    Retention (or delete-records) removed offsets ``0..begin-1``; when the oldest retained record is newer
+    than where the range starts to be scanned, some of the range's events may be gone.
+    """
+    from detectors.common import iso
+
+    gone = [tp for tp in tps if begin[tp] > 0]
+    if not gone:
+        return []
+    first = consumer.offsets_for_times({tp: 0 for tp in gone})
+    notes = []
+    for tp in gone:
+        hit = first.get(tp)
+        if hit is None:  # nothing retained at all
+            notes.append(f"partition {tp.partition}: offsets 0-{begin[tp] - 1} are no longer retained and nothing "
+                         "newer is in the log; events of the range may be missing")
+        elif scan_from is None or hit.timestamp > scan_from * 1000:
+            notes.append(f"partition {tp.partition}: offsets 0-{begin[tp] - 1} are no longer retained; the oldest "
+                         f"retained record is of {iso(hit.timestamp / 1000)}, after the range's start"
+                         + (" (minus the lookback)" if scan_from is not None else "")
+                         + ": events of the range may be missing")
+    return notes
+
+
+def check_resume(consumer: Any, plan: ReplayPlan, next_offsets: dict[int, int], exhausted: set[int], *,
+                 accept_gap: bool = False) -> list[str]:
+    """Check that the records a resumed run still has to read are in the log; returns notes.
+
+    The read itself would not notice: a fetch below the log start is an "offset out of range" that a
+    consumer resets, and a recreated topic starts again at offset 0, so records would be skipped silently.
+    Missing records are an error naming the partition and offsets, unless ``accept_gap`` (then the
+    partition continues at its log start and a note says what was skipped).
+    """
+    from kafka import TopicPartition
+
+    parts = consumer.partitions_for_topic(plan.topic)
+    if not parts:
+        raise ReplayError(f"topic {plan.topic!r} no longer exists: the run cannot be resumed")
+    now_id = current_topic_id(consumer, plan.topic)
+    if plan.topic_id and now_id and now_id != plan.topic_id:
+        raise ReplayError(f"topic {plan.topic!r} was deleted and recreated since the run was planned (topic id "
+                          f"{plan.topic_id}, now {now_id}): its offsets name other records; start a new run")
+    todo = [r for r in plan.ranges if r.partition not in exhausted and next_offsets[r.partition] < r.end]
+    missing = sorted({r.partition for r in todo} - set(parts))
+    if missing:
+        raise ReplayError(f"topic {plan.topic!r} has no partition {missing[0]} any more: the run cannot be resumed")
+    tps = {r.partition: TopicPartition(plan.topic, r.partition) for r in todo}
+    begin = consumer.beginning_offsets(list(tps.values())) if tps else {}
+    end = consumer.end_offsets(list(tps.values())) if tps else {}
+    notes = []
+    for r in todo:
+        p, tp, nxt = r.partition, tps[r.partition], next_offsets[r.partition]
+        if end[tp] < r.end:
+            raise ReplayError(f"partition {p} of {plan.topic!r} now ends at offset {end[tp]}, before the planned "
+                              f"range end {r.end}: the topic was deleted and recreated (or truncated); start a new run")
+        if begin[tp] > nxt:
+            lost_to = min(begin[tp], r.end) - 1
+            if not accept_gap:
+                raise ReplayError(f"partition {p} of {plan.topic!r}: offsets {nxt}-{lost_to} are no longer retained "
+                                  f"(the log now starts at {begin[tp]}); resume with --accept-gap to skip them")
+            notes.append(f"partition {p}: skipping offsets {nxt}-{lost_to}, no longer retained (--accept-gap)")
+            next_offsets[p] = min(begin[tp], r.end)
+    return notes
 
 
 # ---------------------------------------------------------------------------------------------- state files
-def read_state_file(path: str | Path) -> tuple[dict[str, bytes], dict[str, float]]:
+def read_state_file(path: str | Path, config: DetectorConfig | None = None) -> tuple[dict[str, bytes], dict[str, float]]:
     """A state file: JSON lines ``{"tenant_id": ..., "snapshot": base64(TenantDetector.snapshot)}``.
 
     An optional line ``{"model_first_seen": {model: epoch seconds}}`` seeds the models' first-seen times.
-    Other lines (e.g. ``{"format": "distillguard-state", "version": 1}``) are ignored.
+    Other lines (e.g. ``{"format": "distillguard-state", "version": 1}``) are ignored. Every snapshot is
+    restored once into a scratch detector here, so a corrupt one is reported with its line number before
+    the replay reads anything.
     """
     tenants: dict[str, bytes] = {}
     models: dict[str, float] = {}
+    scratch: TenantStage | None = None
     with open(path, "rb") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
@@ -257,11 +370,22 @@ def read_state_file(path: str | Path) -> tuple[dict[str, bytes], dict[str, float
             try:
                 rec = orjson.loads(line)
                 if "tenant_id" in rec:
-                    tenants[str(rec["tenant_id"])] = base64.b64decode(rec["snapshot"], validate=True)
+                    tid, snap = str(rec["tenant_id"]), base64.b64decode(rec["snapshot"], validate=True)
                 elif "model_first_seen" in rec:
                     models.update({str(k): float(v) for k, v in rec["model_first_seen"].items()})
+                    continue
+                else:
+                    continue
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
                 raise ReplayError(f"{path}:{n}: not a state-file line ({exc})") from exc
+            if scratch is None or len(scratch.detector) >= 1000:  # bounds the scratch's memory
+                scratch = TenantStage(config or DetectorConfig(), model_first_seen={})
+            try:
+                scratch.detector.restore(tid, snap)
+            except Exception as exc:  # whatever a corrupt snapshot raises, it is this line's problem
+                raise ReplayError(f"{path}:{n}: tenant snapshot cannot be restored "
+                                  f"({type(exc).__name__}: {str(exc)[:200]})") from exc
+            tenants[tid] = snap
     return tenants, models
 
 
@@ -285,6 +409,37 @@ def write_state_file(path: str | Path, stages: Iterable[TenantStage], model_firs
 
 
 # ---------------------------------------------------------------------------------------------- outputs
+def resume_file_problem(path: str | Path, position: int, what: str) -> str | None:
+    """Why an output file cannot be continued at ``position`` (missing, or shorter), else None.
+
+    Truncating a missing or short file "back" to the checkpoint's size would pad it with NUL bytes: the
+    file was moved, replaced or damaged since, and its alerts are not the run's any more.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return (f"{what} {path} is missing (the checkpoint expects {position} bytes of this run's output): "
+                "put it back, or start a new run")
+    if not stat.S_ISREG(st.st_mode):
+        return None  # a device (/dev/null) or FIFO: nothing to continue
+    if st.st_size < position:
+        return (f"{what} {path} has {st.st_size} bytes, fewer than the {position} the checkpoint recorded: "
+                "it is not this run's output any more; put the original back, or start a new run")
+    return None
+
+
+def reopen_at(path: str | Path, position: int, what: str) -> IO[bytes]:
+    """Open an output file of an interrupted run and cut it back to the checkpoint's ``position``."""
+    problem = resume_file_problem(path, position, what)
+    if problem:
+        raise ReplayError(problem)
+    f = open(path, "r+b")  # noqa: SIM115 - the caller closes it
+    if stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        f.truncate(position)
+        f.seek(position)
+    return f
+
+
 class FileSink:
     """Alerts as JSON lines in a file; its position is the file size (truncated back to it on resume)."""
 
@@ -295,9 +450,7 @@ class FileSink:
         if position is None:
             self.f: IO[bytes] = open(self.path, "wb")  # noqa: SIM115 - closed in close()
         else:
-            self.f = open(self.path, "r+b") if self.path.exists() else open(self.path, "w+b")  # noqa: SIM115
-            self.f.truncate(position)
-            self.f.seek(position)
+            self.f = reopen_at(self.path, position, "output file")
         # a device or pipe (/dev/null, a FIFO) takes the alerts but cannot be fsynced or resumed
         self.regular = stat.S_ISREG(os.fstat(self.f.fileno()).st_mode)
 
@@ -310,22 +463,49 @@ class FileSink:
             os.fsync(self.f.fileno())
         return {"kind": "file", "path": str(self.path), "position": self.f.tell()}
 
+    def committed(self) -> None:
+        """The checkpoint with :meth:`position` is on disk (nothing to do for a file)."""
+
+    def unsettled(self) -> dict[str, Any] | None:
+        """What an abandoned run leaves for the checkpoint: nothing (resume truncates the file back)."""
+        return None
+
     def close(self) -> None:
         self.f.flush()
         self.f.close()
 
 
+def flush_producer(producer: Any, timeout: float | None = None) -> None:
+    """``producer.flush()``, riding out kafka-python's spurious "Future not done" while it splits a batch the
+    topic refused as too large; the records' own futures then say which sends failed."""
+    from kafka.errors import KafkaError, KafkaTimeoutError
+
+    for _ in range(100):
+        try:
+            producer.flush(timeout)
+            return
+        except KafkaTimeoutError:
+            raise
+        except KafkaError:
+            time.sleep(0.1)
+    producer.flush(timeout)
+
+
 class TopicSink:
     """Alerts on a Kafka topic (key = alert subject, the live partitioner).
 
-    Kafka topics cannot be truncated, so on resume the alerts a killed run already wrote after its last
-    checkpoint are counted per partition and the same number of regenerated alerts (the replay is
-    deterministic, so they are the same alerts in the same order) is not sent again.
+    Kafka topics cannot be truncated, so on resume the alerts already on the topic after the checkpoint
+    are not sent again. The sink numbers the alerts of each partition since the last checkpoint (the
+    replay is deterministic: the same numbers are the same alerts). A killed run wrote a prefix of them
+    (counted from the topic's end offsets); a run whose sends failed, or that stopped before it could
+    checkpoint, records in the checkpoint exactly which numbers reached the topic (``written_after``).
+    Every send is checked: a failed one stops the run with an error, never a "complete".
     """
 
     kind = "topic"
 
-    def __init__(self, settings: Settings, topic: str, resume_from: dict[int, int] | None = None) -> None:
+    def __init__(self, settings: Settings, topic: str, resume_from: dict[int, int] | None = None,
+                 written_after: dict[int, list[int]] | None = None) -> None:
         from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
         from streams.clients import kafka_python_config
@@ -333,6 +513,11 @@ class TopicSink:
         cfg = kafka_python_config(settings)
         self._settings = settings
         self.topic = topic
+        self.error: BaseException | None = None
+        self.n: dict[int, int] = {}  # alerts emitted per partition since the checkpoint
+        self.skip: dict[int, set[int]] = {}  # their numbers already on the topic (written by an earlier session)
+        self.acked: dict[int, set[int]] = {}  # their numbers this session sent and the broker acknowledged
+        self._next_base: dict[int, int] = {}
         self.producer = KafkaProducer(acks="all", linger_ms=20, batch_size=256 * 1024, retries=5,
                                       max_in_flight_requests_per_connection=1, **cfg)
         probe = KafkaConsumer(group_id=None, enable_auto_commit=False, **cfg)
@@ -346,48 +531,149 @@ class TopicSink:
             if not parts:
                 raise ReplayError(f"output topic {topic!r} does not exist")
             self.partitions = len(parts)
-            self.skip: dict[int, int] = {}
-            if resume_from is not None:
-                tps = [TopicPartition(topic, p) for p in sorted(parts)]
-                now = probe.end_offsets(tps)
-                self.skip = {tp.partition: max(0, now[tp] - int(resume_from.get(tp.partition, 0))) for tp in tps}
+            tps = [TopicPartition(topic, p) for p in sorted(parts)]
+            now = {tp.partition: n for tp, n in probe.end_offsets(tps).items()}
         finally:
             probe.close()
+        if resume_from is None:
+            self.base = now
+            return
+        self.base = {p: int(resume_from.get(p, 0)) for p in now}
+        for p, end in now.items():
+            written = set(written_after.get(p, ())) if written_after else set()
+            extra = end - self.base[p] - len(written)
+            if extra < 0:
+                raise ReplayError(f"output topic {topic!r} partition {p} holds fewer records ({end}) than the "
+                                  "checkpoint recorded: was it deleted or recreated? Start a new run")
+            i = 0
+            while extra:  # a session killed after this checkpoint sent, in order, the numbers not yet written
+                if i not in written:
+                    written.add(i)
+                    extra -= 1
+                i += 1
+            if written:
+                self.skip[p] = written
+
+    def _acked(self, p: int, i: int, _meta: Any) -> None:
+        self.acked.setdefault(p, set()).add(i)
+
+    def _failed(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+
+    def _raise(self) -> None:
+        exc = self.error
+        raise ReplayError(f"cannot write alerts to topic {self.topic!r}: {type(exc).__name__}: {exc}; the run stopped "
+                          "at its last checkpoint (resume after fixing the cause: alerts already on the topic are "
+                          "not sent twice)")
 
     def write(self, key: bytes, value: bytes) -> None:
-        p = partition_for(key, self.partitions)
-        if self.skip.get(p):
-            self.skip[p] -= 1  # already written by the interrupted run
-            return
-        self.producer.send(self.topic, key=key, value=value, partition=p)
+        from kafka.errors import KafkaError
 
-    def position(self) -> dict[str, Any]:
+        if self.error is not None:
+            self._raise()
+        p = partition_for(key, self.partitions)
+        i = self.n.get(p, 0)
+        self.n[p] = i + 1
+        if i in self.skip.get(p, ()):
+            return  # already written by an interrupted session
+        try:
+            fut = self.producer.send(self.topic, key=key, value=value, partition=p)
+        except KafkaError as exc:  # e.g. a record over max_request_size, refused before it is sent
+            self._failed(exc)
+            self._raise()
+        fut.add_callback(self._acked, p, i)
+        fut.add_errback(self._failed)
+
+    def pending(self) -> bool:
+        """Alerts of an earlier session are on the topic ahead of this run: its position is not end offsets yet."""
+        return any(s and max(s) >= self.n.get(p, 0) for p, s in self.skip.items())
+
+    def position(self) -> dict[str, Any] | None:
+        """The topic's end offsets once every alert emitted so far is on it; None while :meth:`pending`."""
         from kafka import KafkaConsumer, TopicPartition
 
         from streams.clients import kafka_python_config
 
-        self.producer.flush()
+        self._flush()
+        if self.pending():
+            return None
         probe = KafkaConsumer(group_id=None, enable_auto_commit=False, **kafka_python_config(self._settings))
         try:
             tps = [TopicPartition(self.topic, p) for p in range(self.partitions)]
             ends = probe.end_offsets(tps)
         finally:
             probe.close()
-        # alerts still to be skipped were written before the checkpoint from the resumed run's point of view
+        self._next_base = {tp.partition: ends[tp] for tp in tps}
         return {"kind": "topic", "topic": self.topic,
-                "end_offsets": {str(tp.partition): ends[tp] - self.skip.get(tp.partition, 0) for tp in tps}}
+                "end_offsets": {str(tp.partition): ends[tp] for tp in tps}}
+
+    def committed(self) -> None:
+        """The checkpoint with the last :meth:`position` is on disk: number the following alerts from there."""
+        self.base, self.n, self.skip, self.acked = self._next_base, {}, {}, {}
+
+    def unsettled(self) -> dict[str, Any]:
+        """For an abandoned run: which numbers since the checkpoint are on the topic (after a last flush)."""
+        with contextlib.suppress(Exception):  # what did not reach the topic is simply not listed
+            flush_producer(self.producer, timeout=30)
+        out = {}
+        for p in set(self.skip) | set(self.acked):
+            nums = self.skip.get(p, set()) | self.acked.get(p, set())
+            if nums:
+                out[str(p)] = sorted(nums)
+        return {"written_after": out}
+
+    def _flush(self) -> None:
+        """Wait until every alert sent so far is acknowledged; a failed one (now or earlier) is a ReplayError."""
+        from kafka.errors import KafkaError
+
+        try:
+            flush_producer(self.producer)
+        except KafkaError as exc:
+            self._failed(exc)
+        if self.error is not None:
+            self._raise()
 
     def close(self) -> None:
-        self.producer.flush()
+        self._flush()
         self.producer.close()
 
+    def abandon(self) -> None:
+        """Close without raising (an error is already being reported)."""
+        with contextlib.suppress(Exception):
+            self.producer.close(timeout=5)
 
-def check_output_topic(settings: Settings, topic: str) -> None:
-    """Refuse the live app's topics (events, alerts, DLQ, feedback, internal and changelog topics)."""
-    live = {settings.events_topic, settings.alerts_topic, settings.dlq_topic, settings.feedback_topic}
-    if topic in live or topic.startswith(f"{settings.app_id}-") or topic.startswith("__"):
+
+def live_topics(settings: Settings) -> set[str]:
+    """Every topic the live pipeline reads or writes (besides ``<app_id>-*`` internal ones)."""
+    return {settings.events_topic, settings.alerts_topic, settings.dlq_topic, settings.feedback_topic,
+            settings.notifications_topic, settings.ocsf_topic, settings.ecs_topic,
+            *settings.alert_format_topics().values()}
+
+
+def check_output_topic(settings: Settings, topic: str, source_topic: str | None = None) -> None:
+    """Refuse the live app's topics (events, alerts in every format, DLQ, feedback, notifications, internal and
+    changelog topics) and the replayed topic itself: replay output there would reach consumers as live data."""
+    problem = topic_name_problem(topic)
+    if problem:
+        raise ReplayError(f"output topic {topic!r} {problem}")
+    if topic == source_topic:
+        raise ReplayError(f"refusing to write replay alerts to {topic!r}: it is the topic being replayed")
+    if topic in live_topics(settings) or topic.startswith(f"{settings.app_id}-") or topic.startswith("__"):
         raise ReplayError(f"refusing to write replay alerts to {topic!r}: it belongs to the live pipeline "
                           "(promote reviewed results with `distillguard replay --promote`)")
+
+
+def topic_records(consumer: Any, topic: str) -> int | None:
+    """Records retained on ``topic`` (None when it does not exist)."""
+    from kafka import TopicPartition
+
+    parts = consumer.partitions_for_topic(topic)
+    if not parts:
+        return None
+    tps = [TopicPartition(topic, p) for p in parts]
+    begin, end = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
+    return sum(end[tp] - begin[tp] for tp in tps)
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -400,9 +686,11 @@ class MergedReader:
 
     HIGH_WATER = 20000  # buffered records per partition before its fetching is paused
 
-    def __init__(self, consumer: Any, topic: str, ranges: dict[int, tuple[int, int]], stall_seconds: float = 120.0):
+    def __init__(self, consumer: Any, topic: str, ranges: dict[int, tuple[int, int]], stall_seconds: float = 120.0,
+                 stop: Callable[[], bool] | None = None):
         from kafka import TopicPartition
 
+        self.stop = stop  # asked before every poll: a stop request must not wait for a stalled partition
         self.c = consumer
         self.tps = {p: TopicPartition(topic, p) for p, (a, b) in ranges.items() if a < b}
         self.ends = {p: b for p, (_, b) in ranges.items()}
@@ -420,6 +708,8 @@ class MergedReader:
         c, bufs = self.c, self.bufs
         last = time.monotonic()
         while not bufs[need] and need not in self.fetch_done:
+            if self.stop is not None and self.stop():
+                raise ReplayInterrupted
             want_pause = {p for p, b in bufs.items() if len(b) >= self.HIGH_WATER or p in self.fetch_done}
             if want_pause != self.paused:
                 if want_pause - self.paused:
@@ -549,6 +839,7 @@ class Replay:
         self._snap_cache: dict[int, dict[str, str]] = {p: {} for p in self.stages}
         self._dl: IO[bytes] | None = None
         self._dl_resume_pos: int | None = None
+        self._resumed = False
         self.options: dict[str, Any] = {}
         self.duration = 0.0
         if state is not None:
@@ -601,6 +892,13 @@ class Replay:
         if self.checkpoint_path is None:
             return
         out_pos = self.sink.position()
+        if out_pos is None:  # alerts of an earlier session still ahead: keep the checkpoint those are counted from
+            if status == "complete":
+                raise ReplayError(f"output topic {self.sink.topic!r} holds more alerts after the checkpoint than "
+                                  "this run produced: it was written by something else")
+            if status != "running":
+                self._mark_checkpoint(status)
+            return
         dl_pos = None
         if self._dl is not None:
             self._dl.flush()
@@ -619,6 +917,10 @@ class Replay:
             doc["stages"] = {str(p): self._stage_doc(p) for p in sorted(self.stages)}
             doc["model_first_seen"] = self.model_first_seen
             doc["cluster"] = base64.b64encode(pickle.dumps(self.cluster, protocol=5)).decode()
+        self._write_checkpoint(doc)
+        self.sink.committed()
+
+    def _write_checkpoint(self, doc: dict[str, Any]) -> None:
         self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.checkpoint_path.with_name(self.checkpoint_path.name + ".tmp")
         with open(tmp, "wb") as f:
@@ -626,6 +928,23 @@ class Replay:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.checkpoint_path)
+
+    def _mark_checkpoint(self, status: str) -> None:
+        """Keep the last checkpoint's state, but record what this session left on the output since it.
+
+        Used when the run stops where no new checkpoint can be written (a failed send, or a stop while
+        alerts of an earlier session were still ahead): the resumed run then skips exactly those alerts.
+        """
+        if self.checkpoint_path is None or not self.checkpoint_path.exists():
+            return
+        doc = orjson.loads(self.checkpoint_path.read_bytes())
+        if doc.get("status") == "complete":
+            return
+        doc["status"] = status
+        info = self.sink.unsettled()
+        if info:
+            doc["output"] = {**doc["output"], **info}
+        self._write_checkpoint(doc)
 
     def load_checkpoint(self, doc: dict[str, Any]) -> None:
         """Continue from a checkpoint written by :meth:`checkpoint` (same plan)."""
@@ -639,6 +958,7 @@ class Replay:
         self.counts = ReplayCounts.from_dict(doc["counts"])
         self.elapsed_before = float(doc.get("elapsed", 0.0))
         self._dl_resume_pos = doc.get("dead_letter_position") or 0
+        self._resumed = True
 
     # -- output
     def _emit(self, alerts: list[Alert], source: dict[str, Any] | None = None) -> None:
@@ -666,16 +986,36 @@ class Replay:
 
     # -- main loop
     def run(self, consumer: Any) -> str:
+        """Read the plan to its end (``"complete"``) or to a stop signal (``"interrupted"``).
+
+        An error (a failed alert send, records no longer retained ...) propagates after the checkpoint
+        file was told what this session left on the output, so the run stays resumable and never
+        reports complete.
+        """
         self._t0 = time.monotonic()
+        try:
+            return self._run(consumer)
+        except BaseException:
+            try:
+                self._mark_checkpoint("failed")
+            except (OSError, ValueError):
+                pass  # the error being raised is the one to report; the last checkpoint stays as it was
+            finally:
+                if hasattr(self.sink, "abandon"):
+                    self.sink.abandon()
+                if self._dl is not None:
+                    self._dl.close()
+            raise
+
+    def _run(self, consumer: Any) -> str:
         if self.dead_letter_path is not None:
             pos = self._dl_resume_pos
             if pos is None:
                 self._dl = open(self.dead_letter_path, "wb")  # noqa: SIM115
             else:
-                self._dl = open(self.dead_letter_path, "r+b") if self.dead_letter_path.exists() \
-                    else open(self.dead_letter_path, "w+b")  # noqa: SIM115
-                self._dl.truncate(pos)
-                self._dl.seek(pos)
+                self._dl = reopen_at(self.dead_letter_path, pos, "dead-letter file")
+        if not self._resumed:
+            self.checkpoint()  # at once: the run is resumable (and its checkpoint path writable) from the start
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             result = self._loop(consumer)
@@ -705,7 +1045,7 @@ class Replay:
     def _loop(self, consumer: Any) -> str:
         plan = self.plan
         ranges = {r.partition: (self.next[r.partition], r.end) for r in plan.ranges if r.partition not in self.exhausted}
-        reader = MergedReader(consumer, plan.topic, ranges)
+        reader = MergedReader(consumer, plan.topic, ranges, stop=lambda: self._stop is not None)
         decode = self.codec.decode
         lo = plan.time_from if plan.time_from is not None else -math.inf
         hi = plan.time_to if plan.time_to is not None else math.inf
@@ -723,7 +1063,7 @@ class Replay:
         progress = self.progress
         tick = 0
         crash_after = self.crash_after
-        for rec, last in reader:
+        for rec, last in _until_stopped(reader):
             p = rec.partition
             self.next[p] = rec.offset + 1
             counts.records += 1
@@ -789,8 +1129,18 @@ class Replay:
                 last_ckpt = time.monotonic()
         if progress is not None and tick:
             progress(tick)
+        if self._stop is not None:  # the reader gave up waiting for records
+            return "interrupted"
         self.exhausted.update(stages)
         return "complete"
+
+
+def _until_stopped(reader: MergedReader) -> Any:
+    """The reader's records until it is exhausted or a stop request ends its wait for the next fetch."""
+    try:
+        yield from reader
+    except ReplayInterrupted:
+        return
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -798,6 +1148,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         doc = orjson.loads(Path(path).read_bytes())
     except FileNotFoundError as exc:
         raise ReplayError(f"no checkpoint file {path}") from exc
+    except OSError as exc:
+        raise ReplayError(f"cannot read checkpoint file {path}: {exc.strerror or exc}") from None
     except orjson.JSONDecodeError as exc:
         raise ReplayError(f"checkpoint file {path} is not valid JSON ({exc})") from exc
     if doc.get("version") != CHECKPOINT_VERSION:
@@ -841,8 +1193,9 @@ class FetchConsumer:
         cfg = kafka_python_config(settings)
 
         async def start() -> Any:
+            # "none": a planned offset that retention deleted meanwhile is an error, never a silent jump
             c = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, client_id="distillguard-replay",
-                                 auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024,
+                                 auto_offset_reset="none", max_partition_fetch_bytes=8 * 1024 * 1024,
                                  fetch_max_bytes=64 * 1024 * 1024, **cfg)
             await c.start()
             return c
@@ -884,7 +1237,16 @@ class FetchConsumer:
         return int(self._run(self._c.position(self._tp(tp))))
 
     def poll(self, timeout_ms: int = 500, max_records: int | None = None) -> dict[Any, list[Any]]:
-        return self._run(self._c.getmany(timeout_ms=timeout_ms, max_records=max_records))
+        from aiokafka.errors import OffsetOutOfRangeError
+
+        try:
+            return self._run(self._c.getmany(timeout_ms=timeout_ms, max_records=max_records))
+        except OffsetOutOfRangeError as exc:
+            lost = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+            where = ", ".join(f"partition {tp.partition} offset {off}" for tp, off in lost.items()) or str(exc)
+            raise ReplayError(f"records to replay are no longer retained ({where}: deleted by retention or "
+                              "delete-records since the plan); the run stopped at its last checkpoint: resume "
+                              "with --accept-gap to skip them") from None
 
     def close(self) -> None:
         try:
@@ -896,11 +1258,17 @@ class FetchConsumer:
 
 
 # ---------------------------------------------------------------------------------------------- promotion
-def read_alert_source(settings: Settings, source: str) -> list[bytes]:
-    """Alert values from a JSONL file, or from a topic (``topic:NAME``, read group-less from the start)."""
+PROMOTE_PROBLEMS_SHOWN = 20
+
+
+def read_alert_source(settings: Settings, source: str) -> list[tuple[str, bytes]]:
+    """``(where, value)`` of the records of a JSONL file (``line N``) or a topic (``topic:NAME``, read
+    group-less from the start; ``partition P offset O``)."""
     if not source.startswith("topic:"):
-        return [line for line in Path(source).read_bytes().splitlines() if line.strip()]
-    return [r.value for r in _read_topic(settings, source[len("topic:"):])]
+        return [(f"line {n}", line) for n, line in enumerate(Path(source).read_bytes().splitlines(), 1)
+                if line.strip()]
+    return [(f"partition {r.partition} offset {r.offset}", r.value or b"")
+            for r in _read_topic(settings, source[len("topic:"):])]
 
 
 def _read_topic(settings: Settings, topic: str) -> list[Any]:
@@ -923,28 +1291,75 @@ def _read_topic(settings: Settings, topic: str) -> list[Any]:
         f.close()
 
 
+def replay_alert_problem(value: bytes, validator: Any) -> str | None:
+    """Why one record is not a replay alert that may go to the live topic, else None.
+
+    The reason names fields and rules only, never a value: the record can be anything (a usage event with
+    its prompt text, say), and the message ends up in terminals and logs.
+    """
+    try:
+        alert = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return "not JSON"
+    if not isinstance(alert, dict):
+        return "not a JSON object"
+    errors = sorted(validator.iter_errors(alert), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        field_name = ".".join(str(x) for x in e.absolute_path) or "the record"
+        if e.validator == "required":
+            missing = [k for k in e.validator_value if k not in (e.instance if isinstance(e.instance, dict) else {})]
+            why = f"{field_name}: missing {', '.join(missing[:5])}" if e.absolute_path else \
+                f"missing {', '.join(missing[:5])}"
+        else:
+            why = f"{field_name}: fails the alert schema's {e.validator!r} rule"
+        return "not a contract alert (" + why + (f"; {len(errors) - 1} more problems" if len(errors) > 1 else "") + ")"
+    meta = alert.get("metadata")
+    if not isinstance(meta, dict) or not meta.get("replay_run_id"):
+        return "not a replay alert (no metadata.replay_run_id)"
+    return None
+
+
 def promote(settings: Settings, source: str, *, kinds: set[str] | None = None, dry_run: bool = False) -> dict[str, int]:
     """Copy reviewed replay alerts to the live alert topic, skipping alert ids already there.
 
+    Every record is checked against the alert schema (and must carry ``metadata.replay_run_id``) before
+    anything is sent: one bad record refuses the whole promotion, since the live topic pages people.
     Alerts keep their ``metadata.replay_run_id`` (so consumers still see they came from a replay) and get
-    ``metadata.promoted_at``. Key = alert subject, as the live workers send them.
+    ``metadata.promoted_at``. Key = alert subject, as the live workers send them. Every send is checked.
     """
+    import jsonschema
     from kafka import KafkaProducer
 
+    from schemas.codec import load_schema
     from streams.clients import kafka_python_config
 
-    alerts = [orjson.loads(v) for v in read_alert_source(settings, source)]
-    live_ids = {orjson.loads(r.value).get("alert_id") for r in _read_topic(settings, settings.alerts_topic)
-                if r.value}
+    records = read_alert_source(settings, source)
+    validator = jsonschema.Draft202012Validator(load_schema("alert"),
+                                                format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    problems = [f"{where}: {why}" for where, value in records if (why := replay_alert_problem(value, validator))]
+    if problems:
+        shown = problems[:PROMOTE_PROBLEMS_SHOWN]
+        more = len(problems) - len(shown)
+        raise ReplayError(f"--promote {source}: {len(problems)} of {len(records)} records are not replay alerts; "
+                          "nothing was promoted\n" + "\n".join(f"  {line}" for line in shown)
+                          + (f"\n  ... and {more} more" if more else ""))
+    alerts = [orjson.loads(v) for _, v in records]
+    live_ids = set()
+    for r in _read_topic(settings, settings.alerts_topic):
+        try:
+            live_ids.add(orjson.loads(r.value).get("alert_id"))
+        except (orjson.JSONDecodeError, TypeError, AttributeError):
+            continue  # not an alert: it cannot hold an id to skip
     todo, seen = [], set()
     stats = {"read": len(alerts), "already_live": 0, "skipped_kind": 0, "promoted": 0}
     for a in alerts:
         if kinds and a.get("kind") not in kinds:
             stats["skipped_kind"] += 1
-        elif a.get("alert_id") in live_ids or a.get("alert_id") in seen:
+        elif a["alert_id"] in live_ids or a["alert_id"] in seen:
             stats["already_live"] += 1
         else:
-            seen.add(a.get("alert_id"))
+            seen.add(a["alert_id"])
             todo.append(a)
     if dry_run:
         stats["would_promote"] = len(todo)
@@ -952,13 +1367,22 @@ def promote(settings: Settings, source: str, *, kinds: set[str] | None = None, d
     producer = KafkaProducer(acks="all", linger_ms=20, max_in_flight_requests_per_connection=1,
                              **kafka_python_config(settings))
     now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    futures = []
     try:
         for a in todo:
             a["metadata"] = {**(a.get("metadata") or {}), "promoted_at": now}
             subject = a.get("tenant_id") or a.get("cluster_id") or a["alert_id"]
-            producer.send(settings.alerts_topic, key=subject.encode(), value=orjson.dumps(a))
-            stats["promoted"] += 1
-        producer.flush()
+            futures.append(producer.send(settings.alerts_topic, key=subject.encode(), value=orjson.dumps(a)))
+        flush_producer(producer)
+    except Exception as exc:  # noqa: BLE001 - a send refused before it left (e.g. too large) ends the promotion
+        raise ReplayError(f"cannot promote to {settings.alerts_topic!r}: {type(exc).__name__}: {exc}; promote "
+                          "again after fixing the cause (alert ids already live are skipped)") from None
     finally:
         producer.close()
+    failed = [f.exception for f in futures if f.failed()]
+    stats["promoted"] = len(futures) - len(failed)
+    if failed:
+        raise ReplayError(f"{len(failed)} of {len(futures)} alerts could not be sent to {settings.alerts_topic!r} "
+                          f"({type(failed[0]).__name__}: {failed[0]}); promote again after fixing the cause "
+                          "(alert ids already live are skipped)")
     return stats

@@ -109,7 +109,7 @@ def test_replay_reproduces_live_alerts_and_leaves_live_state_alone(events, kafka
     assert any(before[1].values()), "the live group has changelog records"
 
     run_id = f"{app_id}-live"
-    out_topic = f"extraction.alerts.replay.{run_id}"
+    out_topic = f"{kafka_env['DISTILLGUARD_ALERTS_TOPIC']}.replay.{run_id}"  # the default: from the alerts topic
     try:
         dry = replay(kafka_env, "--run-id", run_id, "--dry-run", "--checkpoint", str(tmp_path / "ck.json"))
         plan = summary(dry)
@@ -193,7 +193,7 @@ def test_interrupted_replay_resumes_to_the_same_output(events, kafka_env, tmp_pa
 
     # topic output: SIGKILL, then SIGTERM (clean stop with a checkpoint), then --resume
     ck2 = tmp_path / "topic.json"
-    out_topic = f"extraction.alerts.replay.{run_id}"
+    out_topic = f"{kafka_env['DISTILLGUARD_ALERTS_TOPIC']}.replay.{run_id}"
     try:
         killed = replay(kafka_env, "--run-id", run_id, "--checkpoint", str(ck2), "--checkpoint-events", "3000",
                         "--crash-after", "17000", check=False)

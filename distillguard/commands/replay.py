@@ -5,7 +5,7 @@ index, starting ``--lookback-seconds`` earlier and ending ``--lookahead-seconds`
 the events' own timestamps) or by explicit offsets (``--offsets 0:100-5000,1:0-``), optionally for some
 tenants only. Runs one tenant stage per partition and the cluster stage at the minimum watermark (as the
 live workers), with fresh state or a ``--state`` file, and writes alerts (carrying
-``metadata.replay_run_id``) to ``extraction.alerts.replay.<run-id>`` or ``--output FILE``. No consumer
+``metadata.replay_run_id``) to ``<alerts topic>.replay.<run-id>`` or ``--output FILE``. No consumer
 group, no committed offsets, nothing written to the live app's topics. Checkpoints let an interrupted
 run continue with ``--resume``. ``--promote SOURCE`` copies reviewed replay alerts to the live alert
 topic. See docs/REPLAY.md.
@@ -14,12 +14,13 @@ topic. See docs/REPLAY.md.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-from distillguard.argtypes import seconds
+from distillguard.argtypes import checked, seconds
 
 NAME = "replay"
 HELP = "replay historical events (by time or offsets, optionally some tenants) into a separate alert topic or file"
@@ -44,8 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     st = parser.add_argument_group("state and output")
     st.add_argument("--state", help="seed tenant state from this state file (JSON lines {tenant_id, snapshot})")
     st.add_argument("--save-state", help="write the tenants' state at the end of the range (before closing windows)")
-    st.add_argument("--output", "-o", help="write alerts to this JSONL file instead of a topic")
-    st.add_argument("--output-topic", help="alert topic (default extraction.alerts.replay.<run-id>, created if missing)")
+    st.add_argument("--output", "-o", help="write alerts to this JSONL file instead of a topic (not `-`: stdout "
+                                           "carries the summary)")
+    st.add_argument("--output-topic", help="alert topic (default <DISTILLGUARD_ALERTS_TOPIC>.replay.<run-id>, "
+                                           "created if missing; must be empty unless resuming)")
     st.add_argument("--dead-letter", help="write invalid events here (JSON lines); never to the live DLQ topic")
     st.add_argument("--no-finish", action="store_true",
                     help="do not close the windows still open at the end of the range (default: close them, "
@@ -54,12 +57,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     st.add_argument("--allowed-lateness", type=seconds(positive=False),
                     help="watermark lateness in seconds, >= 0 (default 120)")
     run = parser.add_argument_group("run")
-    run.add_argument("--run-id", help="name of this run (default UTC time + random suffix)")
+    run.add_argument("--run-id", help="name of this run: letters, digits, '.', '_', '-' (default UTC time + "
+                                      "random suffix)")
     run.add_argument("--checkpoint", help="checkpoint file (default .distillguard-replay/<run-id>.checkpoint.json)")
-    run.add_argument("--checkpoint-events", type=int, default=200_000, help="checkpoint every N records read")
-    run.add_argument("--checkpoint-seconds", type=float, default=30.0, help="... or every this many seconds")
+    run.add_argument("--checkpoint-events", type=checked(int, lambda v: v >= 1, "a whole number >= 1"),
+                     default=200_000, help="checkpoint every N records read (>= 1)")
+    run.add_argument("--checkpoint-seconds", type=seconds(positive=True), default=30.0,
+                     help="... or every this many seconds (> 0)")
     run.add_argument("--resume", action="store_true",
                      help="continue the run of --checkpoint (or --run-id) with its stored plan and options")
+    run.add_argument("--accept-gap", action="store_true",
+                     help="with --resume: skip records that retention deleted since the run was planned "
+                          "(default: refuse, naming them)")
+    run.add_argument("--restart", action="store_true",
+                     help="start the run over although its checkpoint is unfinished (the checkpoint is replaced)")
     run.add_argument("--dry-run", action="store_true", help="print the plan (partitions, offsets, estimate) and exit")
     run.add_argument("--no-progress", action="store_true", help="never show the progress bar")
     run.add_argument("--json", action="store_true", help="print the plan / summary as one JSON object")
@@ -73,9 +84,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _tenants(args: argparse.Namespace) -> list[str] | None:
+    from streams.replay import ReplayError
+
     names = list(args.tenant)
     if args.tenants_file:
-        for line in Path(args.tenants_file).read_text().splitlines():
+        try:
+            text = Path(args.tenants_file).read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ReplayError(f"--tenants-file {args.tenants_file} is not UTF-8 text (byte {exc.start})") from None
+        for line in text.splitlines():
             line = line.split("#", 1)[0].strip()
             if line:
                 names.append(line)
@@ -102,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(settings.log_format, settings.log_level, stream=sys.stderr)
     try:
         _check_range(args)  # before the broker: a typo in the range needs no connection to be pointed out
+        _check_args(args)
     except ReplayError as exc:
         print(f"distillguard replay: {exc}", file=sys.stderr)
         return 2
@@ -127,10 +145,55 @@ def _check_range(args: argparse.Namespace) -> None:
         raise ReplayError(f"--to ({args.time_to}) must be after --from ({args.time_from})")
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """Raise ReplayError for names and option combinations that are wrong whatever the broker holds."""
+    from streams.replay import ReplayError, topic_name_problem
+
+    for flag, name in (("--run-id", args.run_id), ("--output-topic", args.output_topic), ("--topic", args.topic)):
+        problem = topic_name_problem(name) if name is not None else None
+        if problem:
+            raise ReplayError(f"{flag} {name!r} {problem}")
+    if args.output == "-":
+        raise ReplayError("--output -: the summary goes to stdout and a resumable run needs a file; give a file name")
+    if args.output is not None and not args.output:
+        raise ReplayError("--output needs a file name")
+    if args.resume and args.restart:
+        raise ReplayError("use either --resume or --restart")
+    if args.accept_gap and not args.resume:
+        raise ReplayError("--accept-gap only applies to --resume")
+
+
+def _abs(path: str | None) -> str | None:
+    """Paths are stored absolute in the checkpoint, so ``--resume`` works from any directory."""
+    return os.path.abspath(path) if path else None
+
+
+def _check_writable(path: str, flag: str, *, keep: bool) -> None:
+    """Fail now, not after the whole replay, when ``path`` cannot be written.
+
+    ``keep`` files are opened for appending (nothing is truncated before the run starts); the others
+    (written atomically through ``PATH.tmp`` at the end) are probed with that temporary file.
+    """
+    from streams.replay import ReplayError
+
+    if os.path.isdir(path):
+        raise ReplayError(f"cannot write {flag} {path}: it is a directory")
+    probe = path if keep else f"{path}.tmp"
+    existed = os.path.exists(probe)
+    try:
+        with open(probe, "ab"):
+            pass
+    except OSError as exc:
+        raise ReplayError(f"cannot write {flag} {path}: {exc.strerror or exc}") from None
+    if not existed and not keep:
+        os.unlink(probe)
+
+
 def _run(args: argparse.Namespace, settings: Any, log: Any) -> int:
     import time
 
     from detectors import DetectorConfig
+    from distillguard.outputs import clashing_paths
     from streams.admin import TopicSpec, create_topics
     from streams.replay import (
         FetchConsumer,
@@ -141,6 +204,7 @@ def _run(args: argparse.Namespace, settings: Any, log: Any) -> int:
         TopicSink,
         build_plan,
         check_output_topic,
+        check_resume,
         default_run_id,
         make_consumer,
         parse_offsets,
@@ -148,6 +212,7 @@ def _run(args: argparse.Namespace, settings: Any, log: Any) -> int:
         promote,
         read_checkpoint,
         read_state_file,
+        resume_file_problem,
     )
 
     if args.promote:
@@ -157,10 +222,12 @@ def _run(args: argparse.Namespace, settings: Any, log: Any) -> int:
         return 0
 
     ckpt_doc = None
+    state = None
+    notes: list[str] = []
     if args.resume:
         if not args.checkpoint and not args.run_id:
             raise ReplayError("--resume needs --checkpoint FILE or --run-id")
-        path = args.checkpoint or f".distillguard-replay/{args.run_id}.checkpoint.json"
+        path = os.path.abspath(args.checkpoint or f".distillguard-replay/{args.run_id}.checkpoint.json")
         ckpt_doc = read_checkpoint(path)
         if ckpt_doc["status"] == "complete":
             _print({"status": "complete", "run_id": ckpt_doc["run_id"], **ckpt_doc["counts"]}, args.json,
@@ -170,6 +237,22 @@ def _run(args: argparse.Namespace, settings: Any, log: Any) -> int:
         run_id = ckpt_doc["run_id"]
         plan = ReplayPlan.from_dict(ckpt_doc["plan"])
         checkpoint_path = path
+        next_offsets = {int(p): o for p, o in ckpt_doc["next_offsets"].items()}
+        if opts["output"]:
+            problem = resume_file_problem(opts["output"], ckpt_doc["output"]["position"], "output file")
+            if problem:
+                raise ReplayError(problem)
+        else:
+            check_output_topic(settings, opts["output_topic"], plan.topic)
+        if opts.get("dead_letter") and ckpt_doc.get("dead_letter_position") is not None:
+            problem = resume_file_problem(opts["dead_letter"], ckpt_doc["dead_letter_position"], "dead-letter file")
+            if problem:
+                raise ReplayError(problem)
+        consumer = make_consumer(settings)
+        try:
+            notes = check_resume(consumer, plan, next_offsets, set(ckpt_doc["exhausted"]), accept_gap=args.accept_gap)
+        finally:
+            consumer.close()
     else:
         run_id = args.run_id or default_run_id()
         overrides = {k: v for k, v in (("window_seconds", args.window_seconds),
@@ -178,24 +261,40 @@ def _run(args: argparse.Namespace, settings: Any, log: Any) -> int:
         margin = cfg.allowed_lateness + cfg.window_seconds
         lookback = args.lookback_seconds if args.lookback_seconds is not None else margin
         lookahead = args.lookahead_seconds if args.lookahead_seconds is not None else lookback
-        opts = {"config": overrides, "output": args.output,
-                "output_topic": None if args.output else (args.output_topic or f"extraction.alerts.replay.{run_id}"),
-                "dead_letter": args.dead_letter, "finish": not args.no_finish, "save_state": args.save_state,
-                "state": args.state}
+        source_topic = args.topic or settings.events_topic
+        opts = {"config": overrides, "output": _abs(args.output),
+                "output_topic": None if args.output else (args.output_topic
+                                                          or f"{settings.alerts_topic}.replay.{run_id}"),
+                "dead_letter": _abs(args.dead_letter), "finish": not args.no_finish,
+                "save_state": _abs(args.save_state), "state": _abs(args.state)}
         if opts["output_topic"]:
-            check_output_topic(settings, opts["output_topic"])
+            check_output_topic(settings, opts["output_topic"], source_topic)
         if args.offsets and (args.time_from or args.time_to):
             raise ReplayError("use either --offsets or --from/--to")
+        checkpoint_path = os.path.abspath(args.checkpoint or f".distillguard-replay/{run_id}.checkpoint.json")
+        clash = clashing_paths({"--state": args.state, "--tenants-file": args.tenants_file},
+                               {"--output": args.output, "--dead-letter": args.dead_letter,
+                                "--checkpoint": checkpoint_path})
+        clash = clash or clashing_paths({"--tenants-file": args.tenants_file},
+                                        {"--save-state": args.save_state, "--output": args.output,
+                                         "--dead-letter": args.dead_letter, "--checkpoint": checkpoint_path})
+        if clash:
+            raise ReplayError(clash)
+        tenants = _tenants(args)
+        # read (and check) the state before the broker is asked anything or a file is touched
+        state = read_state_file(opts["state"], DetectorConfig(**overrides)) if opts["state"] else None
         consumer = make_consumer(settings)
         try:
-            plan = build_plan(consumer, args.topic or settings.events_topic,
+            plan = build_plan(consumer, source_topic,
                               time_from=parse_time(args.time_from) if args.time_from else None,
                               time_to=parse_time(args.time_to) if args.time_to else None,
                               offsets=parse_offsets(args.offsets) if args.offsets else None,
-                              tenants=_tenants(args), lookback=lookback, lookahead=lookahead, scan=args.scan)
+                              tenants=tenants, lookback=lookback, lookahead=lookahead, scan=args.scan)
+            if not args.dry_run:
+                _check_fresh_run(args, consumer, run_id, checkpoint_path, opts)
         finally:
             consumer.close()
-        checkpoint_path = args.checkpoint or f".distillguard-replay/{run_id}.checkpoint.json"
+        notes = plan.notes
 
     if args.dry_run:
         out = opts["output"] or f"topic {opts['output_topic']}"
@@ -204,19 +303,22 @@ def _run(args: argparse.Namespace, settings: Any, log: Any) -> int:
                f"replay {run_id} (dry run: no event is read)\n{plan.describe()}\n"
                f"alerts to: {out}\ncheckpoint: {checkpoint_path}")
         return 0
+    for note in notes:  # a real run says what the plan found too: an empty range is not a silent 0
+        print(f"distillguard replay: note: {note}", file=sys.stderr)
 
     config = DetectorConfig(**opts["config"])
-    state = read_state_file(opts["state"]) if opts.get("state") and ckpt_doc is None else None
+    if ckpt_doc is None and args.restart and os.path.exists(checkpoint_path):
+        os.unlink(checkpoint_path)  # the unfinished run it described is given up
     if opts["output"]:
         pos = ckpt_doc["output"]["position"] if ckpt_doc else None
         sink: Any = FileSink(opts["output"], pos)
     else:
         topic = opts["output_topic"]
-        check_output_topic(settings, topic)
         if ckpt_doc is None:
             create_topics(settings, [TopicSpec(topic, settings.partitions, {})])
         resume_from = {int(p): o for p, o in ckpt_doc["output"]["end_offsets"].items()} if ckpt_doc else None
-        sink = TopicSink(settings, topic, resume_from)
+        written = {int(p): v for p, v in ckpt_doc["output"].get("written_after", {}).items()} if ckpt_doc else None
+        sink = TopicSink(settings, topic, resume_from, written)
 
     bar = None
     progress = None
@@ -235,6 +337,8 @@ def _run(args: argparse.Namespace, settings: Any, log: Any) -> int:
     rp.options = opts
     if ckpt_doc is not None:
         rp.load_checkpoint(ckpt_doc)
+        rp.next.update(next_offsets)  # moved past records no longer retained with --accept-gap
+        rp.exhausted |= {r.partition for r in plan.ranges if rp.next[r.partition] >= r.end}
         log.info("replay_resumed", run_id=run_id, records=rp.counts.records, checkpoint=str(checkpoint_path))
     else:
         log.info("replay_started", run_id=run_id, partitions=[r.partition for r in plan.ranges],
@@ -264,3 +368,38 @@ def _run(args: argparse.Namespace, settings: Any, log: Any) -> int:
         lines.append(f"  interrupted: continue with `distillguard replay --resume --checkpoint {checkpoint_path}`")
     _print(summary, args.json, "\n".join(lines))
     return 0 if result == "complete" else 130
+
+
+def _check_fresh_run(args: argparse.Namespace, consumer: Any, run_id: str, checkpoint_path: str,
+                     opts: dict[str, Any]) -> None:
+    """Refuse a new run that would duplicate or clobber an earlier one, or fail only after all its work."""
+    from streams.replay import ReplayError, read_checkpoint, topic_records
+
+    if os.path.isdir(checkpoint_path):
+        raise ReplayError(f"cannot write --checkpoint {checkpoint_path}: it is a directory")
+    if os.path.exists(checkpoint_path) and not args.restart:
+        try:
+            status = read_checkpoint(checkpoint_path).get("status")
+        except ReplayError:
+            status = "unreadable"
+        if status != "complete":
+            raise ReplayError(f"run {run_id} has an unfinished checkpoint ({status}) at {checkpoint_path}: continue "
+                              f"it with `distillguard replay --resume --checkpoint {checkpoint_path}`, or start it "
+                              "over with --restart")
+    if opts["output_topic"]:
+        n = topic_records(consumer, opts["output_topic"])
+        if n:
+            raise ReplayError(f"output topic {opts['output_topic']!r} already holds {n} records (an earlier run?): "
+                              "a new run would add its alerts to them; use another --run-id or --output-topic, "
+                              "delete the topic, or --resume the run that wrote them")
+    try:
+        Path(checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ReplayError(f"cannot write --checkpoint {checkpoint_path}: {exc.strerror or exc}") from None
+    _check_writable(checkpoint_path, "--checkpoint", keep=False)
+    if opts["dead_letter"]:
+        _check_writable(opts["dead_letter"], "--dead-letter", keep=True)
+    if opts["save_state"]:
+        _check_writable(opts["save_state"], "--save-state", keep=False)
+    if opts["output"]:
+        _check_writable(opts["output"], "--output", keep=True)
