@@ -75,23 +75,37 @@ TEXT = {
 }
 
 
+# feature indices read on every window close (module constants: no dict lookup per use)
+_VOLUME, _COT, _REASONING, _TEMPLATE_TOP, _NEAR_DUP, _REPEAT = (F[k] for k in (
+    "volume", "cot", "reasoning", "template_top", "near_dup", "repeat"))
+_TOPIC_ENTROPY, _TOPIC_NEW, _CODING, _CAP, _OUT_IN, _TEMP0 = (F[k] for k in (
+    "topic_entropy", "topic_new", "coding", "cap", "out_in", "temp0"))
+_REGULARITY, _NO_SESSION, _MULTI_TURN, _FLAT_HOURS, _LOGPROBS, _LOGIT_BIAS = (F[k] for k in (
+    "regularity", "no_session", "multi_turn", "flat_hours", "logprobs", "logit_bias"))
+_BIAS_REPEAT, _NEW_MODEL, _PROMPT_DATA, _TOPIC_DATA, _JOINT = (F[k] for k in (
+    "bias_repeat", "new_model", "prompt_data", "topic_data", "joint"))
+_VOL_LO = math.log1p(10)  # volume term: 0 at 10 events ...
+_VOL_SPAN = math.log1p(500) - math.log1p(10)  # ... 1 at 500
+
+
 def pillars(x: list[float]) -> dict[str, float]:
     """Pillar strengths in [0, 1] from a window feature vector."""
     # probing = the same prompt re-sent with different biases; logprobs or a logit bias alone are ordinary
     # (classifiers constrain labels with a bias and read the label's logprob)
-    probe = min(1.0, x[F["bias_repeat"]] * (0.5 + 0.5 * max(x[F["logprobs"]], x[F["logit_bias"]]))
-                + 0.25 * min(x[F["logprobs"]], x[F["logit_bias"]]))
-    cot = max(x[F["cot"]], min(1.0, 1.5 * x[F["reasoning"]]) * 0.6)
+    lp, lb = x[_LOGPROBS], x[_LOGIT_BIAS]
+    probe = min(1.0, x[_BIAS_REPEAT] * (0.5 + 0.5 * max(lp, lb)) + 0.25 * min(lp, lb))
+    cot = max(x[_COT], min(1.0, 1.5 * x[_REASONING]) * 0.6)
     elicit = max(cot, probe)
-    harvest_out = min(1.0, 0.6 * x[F["cap"]] + 0.2 * x[F["out_in"]] + 0.2 * x[F["temp0"]] + 0.4 * x[F["cap"]] * x[F["temp0"]])
+    cap, temp0 = x[_CAP], x[_TEMP0]
+    harvest_out = min(1.0, 0.6 * cap + 0.2 * x[_OUT_IN] + 0.2 * temp0 + 0.4 * cap * temp0)
     harvest = max(harvest_out, probe)
-    varying = 1.0 - x[F["repeat"]]
-    repetitive = max(x[F["template_top"]], x[F["near_dup"]]) * varying
-    sweep = max(x[F["topic_entropy"]], x[F["topic_new"]], 0.7 * x[F["coding"]])
+    varying = 1.0 - x[_REPEAT]
+    repetitive = max(x[_TEMPLATE_TOP], x[_NEAR_DUP]) * varying
+    sweep = max(x[_TOPIC_ENTROPY], x[_TOPIC_NEW], 0.7 * x[_CODING])
     # without prompt structure / topic labels a part is unknown: neutral (0.35), not absent
-    kp, kt = x[F["prompt_data"]], x[F["topic_data"]]
+    kp, kt = x[_PROMPT_DATA], x[_TOPIC_DATA]
     systematic = 0.5 * (kp * repetitive + (1.0 - kp) * 0.35) + 0.5 * (kt * sweep + (1.0 - kt) * 0.35)
-    automation = 0.4 * x[F["regularity"]] + 0.4 * x[F["no_session"]] + 0.2 * x[F["flat_hours"]]
+    automation = 0.4 * x[_REGULARITY] + 0.4 * x[_NO_SESSION] + 0.2 * x[_FLAT_HOURS]
     return {"elicit": elicit, "harvest": harvest, "systematic": systematic, "automation": automation,
             "probe": probe, "cot": cot}
 
@@ -99,13 +113,14 @@ def pillars(x: list[float]) -> dict[str, float]:
 def absolute_score(x: list[float]) -> tuple[float, dict[str, float]]:
     """Extraction likelihood of the window against the population prior alone."""
     p = pillars(x)
-    volume = min(1.0, max(0.0, (x[F["volume"]] - math.log1p(10)) / (math.log1p(500) - math.log1p(10))))
-    z = (INTERCEPT + W_ELICIT * p["elicit"] + W_HARVEST * p["harvest"] + W_SYSTEMATIC * p["systematic"]
-         + W_AUTOMATION * p["automation"] + W_VOLUME * volume + W_PIVOT * x[F["new_model"]]
-         + W_JOINT * x[F["joint"]]
-         - W_MULTI_TURN * x[F["multi_turn"]]
-         - W_REPEAT * x[F["repeat"]] * (1.0 - p["probe"]) * (1.0 - min(1.0, 2.0 * x[F["joint"]])))
-    gate = sigmoid(10.0 * (min(p["elicit"], p["harvest"]) - 0.3))
+    elicit, harvest, probe, joint = p["elicit"], p["harvest"], p["probe"], x[_JOINT]
+    volume = min(1.0, max(0.0, (x[_VOLUME] - _VOL_LO) / _VOL_SPAN))
+    z = (INTERCEPT + W_ELICIT * elicit + W_HARVEST * harvest + W_SYSTEMATIC * p["systematic"]
+         + W_AUTOMATION * p["automation"] + W_VOLUME * volume + W_PIVOT * x[_NEW_MODEL]
+         + W_JOINT * joint
+         - W_MULTI_TURN * x[_MULTI_TURN]
+         - W_REPEAT * x[_REPEAT] * (1.0 - probe) * (1.0 - min(1.0, 2.0 * joint)))
+    gate = sigmoid(10.0 * (min(elicit, harvest) - 0.3))
     p["volume"] = volume
     return sigmoid(z) * gate, p
 
