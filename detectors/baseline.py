@@ -193,15 +193,13 @@ class BaselineDetector(AnomalyDetector):
         den = self._zden
         if den is not None and len(values) == len(den):
             return [(v - m) / d for v, m, d in zip(values, self._zmean, den)]
-        st, k, out = self._state, len(values), []
+        st, k = self._state, len(values)
         ms = self.min_std
         floor = ms if not isinstance(ms, Mapping) else 0.05
         sqrt = math.sqrt
-        for i in range(k):
-            var = st[k + i]
-            sd = sqrt(var) if var > 0.0 else 0.0
-            out.append((values[i] - st[i]) / (sd if sd > floor else floor))
-        return out
+        # one pass over (value, mean, variance) triples: the same arithmetic as indexing, without the index math
+        return [(v - m) / (sd if (sd := sqrt(var) if var > 0.0 else 0.0) > floor else floor)
+                for v, m, var in zip(values, st[:k], st[k : 2 * k])]
 
     def deviation(self, z: Sequence[float]) -> float:
         """:meth:`score_one` from a z-score vector (``features`` order)."""
