@@ -51,6 +51,7 @@ _ID_RING = 16  # a tenant's last event ids (hashed) kept to drop replays and gat
 _SEV_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 _CODING_WORDS = ("code", "coding", "program", "software", "debug", "sql", "python", "javascript", "tool", "agent",
                  "api", "devops", "algorithm")
+_F_COT, _F_CAP = F["cot"], F["cap"]
 _topic_info: dict[str, tuple[int, bool]] = {}  # topic label -> (coverage bit, is coding); bounded cache
 
 
@@ -717,9 +718,10 @@ class TenantDetector:
 
     def _emit_summaries(self, st: _Tenant, w: Window, score: float, x: list[float], pill: dict[str, float]) -> None:
         keys: list[tuple[str, int]] = []
-        for tp, cnt in w.top_templates(2):
-            if cnt >= 0.3 * w.n_tmpl:
-                keys.append(("tmpl:" + tp, cnt))
+        if w.tmpl:
+            for tp, cnt in w.top_templates(2):
+                if cnt >= 0.3 * w.n_tmpl:
+                    keys.append(("tmpl:" + tp, cnt))
         if w.net is not None:
             keys.append((f"asn:{w.net}", w.n_net))
             if w.pfx is not None:
@@ -733,13 +735,15 @@ class TenantDetector:
         names = tuple(k for k, _ in keys)
         accts = tuple(w.accts[: self.config.max_accounts_per_summary])
         ev = tuple((w.ev + w.ev_any)[:5])
-        first = w.first_ts if w.first_ts < math.inf else w.start
+        ws = w.start
+        first = w.first_ts if w.first_ts < math.inf else ws
+        # the fields every key's summary shares, in KeySummary field order (positional: cheaper than keywords)
+        tid, we, n, tfirst = st.tid, ws + self._W, w.n, st.first_ts
+        cot, cap, elicit, harvest, automation = x[_F_COT], x[_F_CAP], pill["elicit"], pill["harvest"], pill["automation"]
+        append = self._summaries.append
         for k, cnt in keys:
-            self._summaries.append(KeySummary(
-                key=k, tenant_id=st.tid, window_start=w.start, window_end=w.start + self._W, events=w.n,
-                key_events=cnt, accounts=accts, first_ts=first, tenant_first_ts=st.first_ts, score=score,
-                cot=x[F["cot"]], cap=x[F["cap"]], elicit=pill["elicit"], harvest=pill["harvest"],
-                automation=pill["automation"], keys=names, evidence=ev))
+            append(KeySummary(k, tid, ws, we, n, cnt, accts, first, tfirst, score, cot, cap, elicit, harvest,
+                              automation, names, ev))
 
     # ------------------------------------------------------------------ time
     def advance(self, watermark_ts: float) -> list[dict[str, Any]]:
