@@ -37,10 +37,13 @@ class QuorumClock:
     def observe(self, tenant_id: str, ts: float) -> bool:
         """Account one tenant's effective event time; True when the clock moved forward."""
         top = self.top
-        if tenant_id in top:
-            if ts <= top[tenant_id]:
+        old = top.get(tenant_id)
+        if old is not None:
+            if ts <= old:
                 return False
             top[tenant_id] = ts
+            if old > self.kth and len(top) >= self.quorum:
+                return False  # not the smallest clock of a full top: the quorum-th clock stays where it is
         elif len(top) < self.quorum:
             top[tenant_id] = ts
         else:
