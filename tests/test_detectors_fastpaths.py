@@ -175,3 +175,184 @@ def test_key_summaries_are_built_field_by_field_in_declaration_order() -> None:
         assert 0 < s.key_events <= s.events and s.first_ts >= s.window_start
         assert s.tenant_first_ts <= s.first_ts and all(0.0 <= v <= 1.0 for v in (s.cot, s.cap, s.elicit, s.harvest))
         assert isinstance(s.accounts, tuple) and isinstance(s.evidence, tuple)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# per-window arithmetic: the builtin min()/max() calls and indexed loops it was written with
+
+
+def _pillars_reference(x: list[float]) -> dict[str, float]:
+    from detectors.window import F
+
+    probe = min(1.0, x[F["bias_repeat"]] * (0.5 + 0.5 * max(x[F["logprobs"]], x[F["logit_bias"]]))
+                + 0.25 * min(x[F["logprobs"]], x[F["logit_bias"]]))
+    cot = max(x[F["cot"]], min(1.0, 1.5 * x[F["reasoning"]]) * 0.6)
+    elicit = max(cot, probe)
+    harvest_out = min(1.0, 0.6 * x[F["cap"]] + 0.2 * x[F["out_in"]] + 0.2 * x[F["temp0"]]
+                      + 0.4 * x[F["cap"]] * x[F["temp0"]])
+    harvest = max(harvest_out, probe)
+    varying = 1.0 - x[F["repeat"]]
+    repetitive = max(x[F["template_top"]], x[F["near_dup"]]) * varying
+    sweep = max(x[F["topic_entropy"]], x[F["topic_new"]], 0.7 * x[F["coding"]])
+    kp, kt = x[F["prompt_data"]], x[F["topic_data"]]
+    systematic = 0.5 * (kp * repetitive + (1.0 - kp) * 0.35) + 0.5 * (kt * sweep + (1.0 - kt) * 0.35)
+    automation = 0.4 * x[F["regularity"]] + 0.4 * x[F["no_session"]] + 0.2 * x[F["flat_hours"]]
+    return {"elicit": elicit, "harvest": harvest, "systematic": systematic, "automation": automation,
+            "probe": probe, "cot": cot}
+
+
+def _absolute_reference(x: list[float]) -> tuple[float, dict[str, float]]:
+    from detectors import scoring as sc
+    from detectors.common import sigmoid
+    from detectors.window import F
+
+    p = _pillars_reference(x)
+    volume = min(1.0, max(0.0, (x[F["volume"]] - math.log1p(10)) / (math.log1p(500) - math.log1p(10))))
+    z = (sc.INTERCEPT + sc.W_ELICIT * p["elicit"] + sc.W_HARVEST * p["harvest"] + sc.W_SYSTEMATIC * p["systematic"]
+         + sc.W_AUTOMATION * p["automation"] + sc.W_VOLUME * volume + sc.W_PIVOT * x[F["new_model"]]
+         + sc.W_JOINT * x[F["joint"]]
+         - sc.W_MULTI_TURN * x[F["multi_turn"]]
+         - sc.W_REPEAT * x[F["repeat"]] * (1.0 - p["probe"]) * (1.0 - min(1.0, 2.0 * x[F["joint"]])))
+    gate = sigmoid(10.0 * (min(p["elicit"], p["harvest"]) - 0.3))
+    p["volume"] = volume
+    return sigmoid(z) * gate, p
+
+
+def _combine_reference(abs_score: float, rel: float, familiarity: float) -> float:
+    from detectors.common import sigmoid
+
+    if abs_score <= 0.0:
+        return 0.0
+    logit = math.log(max(abs_score, 1e-9) / max(1.0 - abs_score, 1e-9))
+    logit += 1.2 * rel * min(1.0, abs_score / 0.3) - 0.5 * familiarity * (1.0 - abs_score)
+    return sigmoid(logit)
+
+
+def _relative_reference(z: list[float]) -> float:
+    from detectors.scoring import _REL_IDX
+
+    tot = 0.0
+    for i, w in _REL_IDX:
+        v = z[i]
+        if v > 1.0:
+            tot += w * min(v - 1.0, 4.0) / 4.0
+    return min(1.0, tot / 3.0)
+
+
+def _value(rng: random.Random) -> float:
+    """Feature-like values, with the boundaries of every clamp (0, 1, 4 beyond 1, ...) and exact ties."""
+    return rng.choice((0.0, 0.0, 1.0, 0.5, 0.3, 1e-9, 5.0, 2.0 / 3.0, rng.random(), rng.random(), rng.uniform(0, 8),
+                       rng.uniform(-3, 3), 2.5))
+
+
+def test_scoring_matches_the_builtin_min_max_formulas() -> None:
+    from detectors.scoring import absolute_score, combine, pillars, relative_shift_vec
+    from detectors.window import NF
+
+    rng = random.Random(13)
+    for _ in range(20000):
+        x = [_value(rng) for _ in range(NF)]
+        assert pillars(x) == _pillars_reference(x)
+        assert absolute_score(x) == _absolute_reference(x)
+        assert relative_shift_vec(x) == _relative_reference(x)
+        a, r, f = rng.choice((0.0, 1.0, 1e-12, 0.3, 0.999999999999, rng.random())), _value(rng), _value(rng)
+        assert combine(a, r, f) == _combine_reference(a, r, f)
+
+
+def _window_features_reference(w: Window, hours: Any, age_seconds: float, topic_new: int) -> list[float]:
+    from detectors.window import NF, _entropy
+
+    n = max(w.n, 1)
+    x = [0.0] * NF
+    x[0] = math.log1p(w.n)
+    x[1] = w.n_cot / n
+    x[2] = w.s_reason / (w.s_out + w.s_reason + 1.0)
+    if w.n_tmpl >= 4 and w.tmpl:
+        top3 = sum(sorted(w.tmpl.values(), reverse=True)[:3])
+        floor = 3.0 / w.n_tmpl
+        x[3] = max(0.0, (top3 / w.n_tmpl - floor) / (1.0 - floor))
+    if w.n_fp >= 3:
+        x[4] = w.n_near / w.n_fp
+        x[5] = w.n_rep / w.n_fp
+    if w.n_topic >= 3 and w.topics:
+        x[6] = _entropy(list(w.topics.values())) * min(1.0, (len(w.topics) - 1) / 5.0)
+        x[8] = w.n_coding / w.n_topic
+    x[7] = min(1.0, topic_new / 8.0)
+    x[9] = w.n_cap / n
+    x[10] = min(1.0, max(0.0, math.log2((w.s_out + 1.0) / (w.s_in + 1.0)) / 4.0))
+    if w.n_tk:
+        x[11] = w.n_t0 / w.n_tk
+    if w.n_dt >= 8:
+        mean = w.s_dt / w.n_dt
+        if mean > 0:
+            var = max(0.0, w.s_dt2 / w.n_dt - mean * mean)
+            x[12] = max(0.0, 1.0 - math.sqrt(var) / mean)
+    x[13] = w.n_nosess / n
+    x[14] = w.n_turn / n
+    x[15] = w.n_tools / n
+    if age_seconds >= 86400.0:
+        x[16] = _entropy(list(hours))
+    x[17] = min(1.0, w.n_lp / (2.0 * n))
+    x[18] = w.n_bias / n
+    x[19] = w.n_tiny / n
+    x[20] = w.n_biasrep / n
+    x[21] = w.n_new / n
+    x[22] = min(1.0, math.log2(1 + len(w.accts)) / 3.0)
+    x[23] = w.n_pdata / n
+    x[24] = w.n_topic / n
+    x[25] = w.n_joint / n
+    return x
+
+
+def test_window_features_match_the_slot_by_slot_vector() -> None:
+    from array import array
+
+    from detectors.window import window_features
+
+    rng = random.Random(21)
+    for _ in range(3000):
+        w = _random_window(rng, 0.0)
+        w.n = rng.choice((0, 1, 2, 5, 12, 400))
+        for name in ("n_cot", "n_cap", "n_lp", "n_t0", "n_tk", "n_near", "n_rep", "n_fp", "n_coding", "n_topic",
+                     "n_tmpl", "n_dt", "s_in", "s_out", "s_reason"):
+            setattr(w, name, rng.choice((0, 1, 3, 4, 9, 40)))
+        w.s_dt, w.s_dt2 = rng.choice((0.0, 10.0, 100.0)), rng.choice((0.0, 50.0, 1000.0, 1e4))
+        hours = array("d", [rng.choice((0.0, rng.random() * 9)) for _ in range(24)])
+        age, new = rng.choice((0.0, 86400.0, 90000.0)), rng.choice((0, 3, 8, 20))
+        fast, slow = window_features(w, hours, age, new), _window_features_reference(w, hours, age, new)
+        assert fast == slow and [type(v) for v in fast] == [type(v) for v in slow]
+
+
+def test_learn_values_and_drift_match_the_indexed_updates() -> None:
+    from detectors.baseline import ScoreDrift
+
+    rng = random.Random(4)
+    det = TenantDetector()
+    fast, slow = det._prior_base.copy(), det._prior_base.copy()
+    k = fast.n_features
+    for _ in range(400):
+        x = [_value(rng) for _ in range(k)]
+        weight = rng.choice((1, 1, 1, 10))
+        fast.learn_values(x, weight=weight)
+        st = slow._state
+        for _ in range(weight):  # learn_values as it was: index arithmetic, one feature at a time
+            a = slow._alpha(None)
+            for i in range(k):
+                m = st[i]
+                d = x[i] - m
+                m += a * d
+                st[i] = m
+                st[k + i] = (1.0 - a) * (st[k + i] + a * d * d)
+        assert fast._state.tobytes() == slow._state.tobytes()
+    drift, s = ScoreDrift(max_n=30.0), [0.05, 20.0, 0.0, 0.0]
+    for _ in range(500):
+        v = _value(rng)
+        drift.update(v)
+        n = min(s[1] + 1.0, 30.0)
+        s[1] = n
+        s[0] += (v - s[0]) / n
+        s[2] += v - s[0] - 0.05
+        s[3] = min(s[3], s[2])
+        assert list(drift._s) == s
+        if drift.drift_detected:
+            s[2] = s[3] = 0.0
