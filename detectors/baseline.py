@@ -159,12 +159,17 @@ class BaselineDetector(AnomalyDetector):
         st, k = self._state, len(values)
         for _ in range(max(1, int(round(weight)))):
             a = self._alpha(t)
-            for i in range(k):
-                m = st[i]
-                d = values[i] - m
-                m += a * d
-                st[i] = m
-                st[k + i] = (1.0 - a) * (st[k + i] + a * d * d)
+            b = 1.0 - a
+            # per feature: mean m += a * d and variance (1 - a) * (var + a * d * d), d = value - old mean;
+            # built as two lists from one zip and written back as slices (no index arithmetic per feature)
+            means: list[float] = []
+            variances: list[float] = []
+            for v, m, var in zip(values, st[:k], st[k : 2 * k]):
+                d = v - m
+                means.append(m + a * d)
+                variances.append(b * (var + a * d * d))
+            st[:k] = array("d", means)
+            st[k : 2 * k] = array("d", variances)
 
     def mean(self, name: str) -> float:
         return self._state[self.features.index(name)] if self.features else 0.0
@@ -287,7 +292,8 @@ class ScoreDrift(base.DriftDetector):
         if self._drift_detected:
             self._reset()
         s = self._s
-        n = min(s[1] + 1.0, self.max_n)
+        n = s[1] + 1.0
+        n = self.max_n if self.max_n < n else n  # min(n, max_n) without the builtin's per-call argument parsing
         s[1] = n
         s[0] += (x - s[0]) / n
         s[2] += x - s[0] - self.delta
