@@ -56,7 +56,7 @@ def _kind(key: str) -> str:
 
 
 def _extraction(elicit: float, harvest: float, automation: float) -> float:
-    return min(elicit, harvest) * (0.6 + 0.4 * automation)
+    return (harvest if harvest < elicit else elicit) * (0.6 + 0.4 * automation)  # min(elicit, harvest)
 
 
 class _Member:
@@ -104,7 +104,7 @@ class _Member:
         self.events += n
         self.windows += 1
         elicit, harvest, automation = s.elicit, s.harvest, s.automation
-        if min(elicit, harvest) >= _STRONG:
+        if (harvest if harvest < elicit else elicit) >= _STRONG:  # min(elicit, harvest)
             self.strong += 1
         # event-weighted sums of the window pillars
         self.elicit += elicit * n
