@@ -47,9 +47,16 @@ class QuorumClock:
         elif len(top) < self.quorum:
             top[tenant_id] = ts
         else:
-            if ts <= self.kth:
+            kth = self.kth
+            if ts <= kth:
                 return False
-            del top[min(top, key=top.__getitem__)]
+            # the full top's smallest clock is kth: its first holder (the one min() would pick) leaves
+            for victim, clock in top.items():
+                if clock == kth:
+                    break
+            else:  # unreachable while kth is the smallest clock of the full top; kept as the plain rule
+                victim = min(top, key=top.__getitem__)
+            del top[victim]
             top[tenant_id] = ts
         if len(top) < self.quorum:
             return False
