@@ -52,6 +52,7 @@ _SEV_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 _CODING_WORDS = ("code", "coding", "program", "software", "debug", "sql", "python", "javascript", "tool", "agent",
                  "api", "devops", "algorithm")
 _F_COT, _F_CAP = F["cot"], F["cap"]
+_NEG_INF = -math.inf
 _topic_info: dict[str, tuple[int, bool]] = {}  # topic label -> (coverage bit, is coding); bounded cache
 
 
@@ -288,9 +289,10 @@ class TenantDetector:
         if late:
             w.n_late += 1
         else:
-            if ts >= w.last_ts:
-                if w.last_ts > -math.inf:
-                    dt = ts - w.last_ts
+            last = w.last_ts
+            if ts >= last:
+                if last > _NEG_INF:
+                    dt = ts - last
                     w.s_dt += dt
                     w.s_dt2 += dt * dt
                     w.n_dt += 1
@@ -422,7 +424,8 @@ class TenantDetector:
                 d_[topic] += 1
             elif len(d_) < 24:
                 d_[topic] = 1
-            if _topic(topic)[1]:
+            info = _topic_info.get(topic)  # the cache _topic() fills, read here without a call per event
+            if (info if info is not None else _topic(topic))[1]:
                 w.n_coding += 1
         model = ev["model"]
         mfs = self.model_first_seen
@@ -489,7 +492,8 @@ class TenantDetector:
             w = st.wins.pop(ws)
             if st.cur is w:
                 st.cur = None
-            st.closed_until = max(st.closed_until, ws + W)
+            if ws + W > st.closed_until:
+                st.closed_until = ws + W
             out += self._close_window(st, w)
         st.next_close = min(st.wins) + W if st.wins else math.inf
         if st.inc_start is not None and not st.flagged:
