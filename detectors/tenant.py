@@ -48,6 +48,8 @@ _NEAR_DUP_BITS = 10  # SimHash Hamming distance that counts as a near-duplicate
 _ZERO_RING = (0, 0, 0, 0)  # how a snapshot writes a ring not allocated yet
 _ZERO_HOURS = (0.0,) * 24  # ... and an hour profile not allocated yet
 _ID_RING = 16  # a tenant's last event ids (hashed) kept to drop replays and gateway retries
+_PACK_ID = struct.Struct("@Q").pack  # one id as the ring (array "Q") stores it
+_ID_SIZE = array("Q").itemsize
 _SEV_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 _CODING_WORDS = ("code", "coding", "program", "software", "debug", "sql", "python", "javascript", "tool", "agent",
                  "api", "devops", "algorithm")
@@ -1034,7 +1036,13 @@ class TenantDetector:
         raw = ev["event_id"].encode("utf-8", "surrogatepass")
         h = (zlib.crc32(raw) << 32 | zlib.adler32(raw)) | 1  # deterministic across processes; 0 marks a free slot
         ids = st.ids
-        if h in ids:
+        # ``h in ids`` built an int of every slot; one byte search of the ring finds the same, once a match has
+        # to start on a slot boundary (a misaligned one is searched past)
+        packed, ring = _PACK_ID(h), ids.tobytes()
+        pos = ring.find(packed)
+        while pos > 0 and pos % _ID_SIZE:
+            pos = ring.find(packed, pos + 1)
+        if pos >= 0:
             return True
         ids[st.ids_i] = h
         st.ids_i = (st.ids_i + 1) % _ID_RING

@@ -8,6 +8,8 @@ of silently changing alerts.
 from __future__ import annotations
 
 import math
+import sys
+import zlib
 import random
 from dataclasses import fields
 from typing import Any
@@ -356,3 +358,33 @@ def test_learn_values_and_drift_match_the_indexed_updates() -> None:
         assert list(drift._s) == s
         if drift.drift_detected:
             s[2] = s[3] = 0.0
+
+
+def test_the_replay_ring_search_finds_exactly_the_ids_it_holds() -> None:
+    """replayed() searches the ring's bytes; a match that straddles two slots must not count."""
+    from array import array
+
+    det = TenantDetector()
+    det.process({"tenant_id": "t", "ts": 0.0, "event_id": "e0", "model": "m", "account_id": "a",
+                 "input_tokens": 1, "output_tokens": 1})
+    st = det._tenants["t"]
+    rng = random.Random(8)
+    for _ in range(3000):
+        st.ids = array("Q", [rng.getrandbits(64) | 1 for _ in range(16)])
+        st.ids_i = rng.randrange(16)
+        eid = f"e{rng.getrandbits(40)}"
+        raw = eid.encode()
+        h = (zlib.crc32(raw) << 32 | zlib.adler32(raw)) | 1
+        held = rng.random() < 0.3
+        if held:
+            st.ids[rng.randrange(16)] = h
+        elif rng.random() < 0.5:  # h's bytes across two neighbouring slots
+            k = rng.randrange(15)
+            cut = rng.randrange(1, 8)
+            both = st.ids[k].to_bytes(8, sys.byteorder)[:cut] + h.to_bytes(8, sys.byteorder) + bytes(8 - cut)
+            st.ids[k], st.ids[k + 1] = (int.from_bytes(both[:8], sys.byteorder), int.from_bytes(both[8:], sys.byteorder))
+            assert h.to_bytes(8, sys.byteorder) in st.ids.tobytes() and h not in st.ids
+        before = st.ids.tolist()
+        assert det.replayed({"tenant_id": "t", "event_id": eid}) is held
+        if not held:
+            assert h in st.ids and st.ids.tolist() != before
