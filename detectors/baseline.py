@@ -161,15 +161,15 @@ class BaselineDetector(AnomalyDetector):
             a = self._alpha(t)
             b = 1.0 - a
             # per feature: mean m += a * d and variance (1 - a) * (var + a * d * d), d = value - old mean;
-            # built as two lists from one zip and written back as slices (no index arithmetic per feature)
+            # built as two lists from one zip and written back as one slice (no index arithmetic per feature,
+            # and one array built: each of its items is converted once, like an indexed store)
             means: list[float] = []
             variances: list[float] = []
             for v, m, var in zip(values, st[:k], st[k : 2 * k]):
                 d = v - m
                 means.append(m + a * d)
                 variances.append(b * (var + a * d * d))
-            st[:k] = array("d", means)
-            st[k : 2 * k] = array("d", variances)
+            st[: 2 * k] = array("d", means + variances)
 
     def mean(self, name: str) -> float:
         return self._state[self.features.index(name)] if self.features else 0.0
