@@ -37,16 +37,26 @@ class QuorumClock:
     def observe(self, tenant_id: str, ts: float) -> bool:
         """Account one tenant's effective event time; True when the clock moved forward."""
         top = self.top
-        if tenant_id in top:
-            if ts <= top[tenant_id]:
+        old = top.get(tenant_id)
+        if old is not None:
+            if ts <= old:
                 return False
             top[tenant_id] = ts
+            if old > self.kth and len(top) >= self.quorum:
+                return False  # not the smallest clock of a full top: the quorum-th clock stays where it is
         elif len(top) < self.quorum:
             top[tenant_id] = ts
         else:
-            if ts <= self.kth:
+            kth = self.kth
+            if ts <= kth:
                 return False
-            del top[min(top, key=top.__getitem__)]
+            # the full top's smallest clock is kth: its first holder (the one min() would pick) leaves
+            for victim, clock in top.items():
+                if clock == kth:
+                    break
+            else:  # unreachable while kth is the smallest clock of the full top; kept as the plain rule
+                victim = min(top, key=top.__getitem__)
+            del top[victim]
             top[tenant_id] = ts
         if len(top) < self.quorum:
             return False

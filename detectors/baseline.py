@@ -159,12 +159,17 @@ class BaselineDetector(AnomalyDetector):
         st, k = self._state, len(values)
         for _ in range(max(1, int(round(weight)))):
             a = self._alpha(t)
-            for i in range(k):
-                m = st[i]
-                d = values[i] - m
-                m += a * d
-                st[i] = m
-                st[k + i] = (1.0 - a) * (st[k + i] + a * d * d)
+            b = 1.0 - a
+            # per feature: mean m += a * d and variance (1 - a) * (var + a * d * d), d = value - old mean;
+            # built as two lists from one zip and written back as one slice (no index arithmetic per feature,
+            # and one array built: each of its items is converted once, like an indexed store)
+            means: list[float] = []
+            variances: list[float] = []
+            for v, m, var in zip(values, st[:k], st[k : 2 * k]):
+                d = v - m
+                means.append(m + a * d)
+                variances.append(b * (var + a * d * d))
+            st[: 2 * k] = array("d", means + variances)
 
     def mean(self, name: str) -> float:
         return self._state[self.features.index(name)] if self.features else 0.0
@@ -193,15 +198,13 @@ class BaselineDetector(AnomalyDetector):
         den = self._zden
         if den is not None and len(values) == len(den):
             return [(v - m) / d for v, m, d in zip(values, self._zmean, den)]
-        st, k, out = self._state, len(values), []
+        st, k = self._state, len(values)
         ms = self.min_std
         floor = ms if not isinstance(ms, Mapping) else 0.05
         sqrt = math.sqrt
-        for i in range(k):
-            var = st[k + i]
-            sd = sqrt(var) if var > 0.0 else 0.0
-            out.append((values[i] - st[i]) / (sd if sd > floor else floor))
-        return out
+        # one pass over (value, mean, variance) triples: the same arithmetic as indexing, without the index math
+        return [(v - m) / (sd if (sd := sqrt(var) if var > 0.0 else 0.0) > floor else floor)
+                for v, m, var in zip(values, st[:k], st[k : 2 * k])]
 
     def deviation(self, z: Sequence[float]) -> float:
         """:meth:`score_one` from a z-score vector (``features`` order)."""
@@ -289,7 +292,8 @@ class ScoreDrift(base.DriftDetector):
         if self._drift_detected:
             self._reset()
         s = self._s
-        n = min(s[1] + 1.0, self.max_n)
+        n = s[1] + 1.0
+        n = self.max_n if self.max_n < n else n  # min(n, max_n) without the builtin's per-call argument parsing
         s[1] = n
         s[0] += (x - s[0]) / n
         s[2] += x - s[0] - self.delta

@@ -56,7 +56,7 @@ def _kind(key: str) -> str:
 
 
 def _extraction(elicit: float, harvest: float, automation: float) -> float:
-    return min(elicit, harvest) * (0.6 + 0.4 * automation)
+    return (harvest if harvest < elicit else elicit) * (0.6 + 0.4 * automation)  # min(elicit, harvest)
 
 
 class _Member:
@@ -90,34 +90,43 @@ class _Member:
         self.seen: set[float] = set()
 
     def add(self, s: KeySummary, keyed: bool = True) -> None:
-        if keyed and s.key not in self.keys and len(self.keys) < _MAX_KEYS:
-            self.keys[s.key] = 0
-        if keyed and s.key in self.keys:
-            self.keys[s.key] += s.key_events
-        if s.window_start in self.seen or len(self.seen) >= 64:
+        if keyed:
+            keys, key = self.keys, s.key
+            if key in keys:
+                keys[key] += s.key_events
+            elif len(keys) < _MAX_KEYS:
+                keys[key] = s.key_events
+        seen, ws = self.seen, s.window_start
+        if ws in seen or len(seen) >= 64:
             return  # another key of a tenant window already counted (or a pathological flood of late windows)
-        self.seen.add(s.window_start)
+        seen.add(ws)
         n = s.events
         self.events += n
         self.windows += 1
-        if min(s.elicit, s.harvest) >= _STRONG:
+        elicit, harvest, automation = s.elicit, s.harvest, s.automation
+        if (harvest if harvest < elicit else elicit) >= _STRONG:  # min(elicit, harvest)
             self.strong += 1
         # event-weighted sums of the window pillars
-        self.elicit += s.elicit * n
-        self.harvest += s.harvest * n
-        self.automation += s.automation * n
-        self.ext += _extraction(s.elicit, s.harvest, s.automation) * n
-        self.score = max(self.score, s.score)
+        self.elicit += elicit * n
+        self.harvest += harvest * n
+        self.automation += automation * n
+        self.ext += _extraction(elicit, harvest, automation) * n
+        if s.score > self.score:
+            self.score = s.score
+        accounts = self.accounts
         for a in s.accounts:
-            if len(self.accounts) >= 8:
+            if len(accounts) >= 8:
                 break
-            if a not in self.accounts:
-                self.accounts.append(a)
-        self.first_ts = min(self.first_ts, s.first_ts)
-        self.tenant_first_ts = min(self.tenant_first_ts, s.tenant_first_ts)
+            if a not in accounts:
+                accounts.append(a)
+        if s.first_ts < self.first_ts:
+            self.first_ts = s.first_ts
+        if s.tenant_first_ts < self.tenant_first_ts:
+            self.tenant_first_ts = s.tenant_first_ts
+        evidence = self.evidence
         for e in s.evidence:
-            if len(self.evidence) < 3 and e not in self.evidence:
-                self.evidence.append(e)
+            if len(evidence) < 3 and e not in evidence:
+                evidence.append(e)
 
 
 class _Profile:
@@ -217,35 +226,41 @@ class ClusterDetector:
 
     def process(self, s: KeySummary) -> list[dict[str, Any]]:
         """Stage one key summary in its cluster window. Returns [] (alerts come from :meth:`advance`)."""
-        self.stats["summaries"] += 1
-        self.stream_start = min(self.stream_start, s.tenant_first_ts)
-        cs = s.window_start - s.window_start % self._CW
+        stats = self.stats
+        stats["summaries"] += 1
+        if s.tenant_first_ts < self.stream_start:
+            self.stream_start = s.tenant_first_ts
+        ws = s.window_start
+        cs = ws - ws % self._CW
         if cs < self._closed_until:
-            self.stats["late"] += 1
+            stats["late"] += 1
             cs = self._closed_until
         bucket = self._buckets.get(cs)
         if bucket is None:
             bucket = self._buckets[cs] = {"keys": {}, "tenants": {}}
         keyed = True  # a key over its caps is dropped, the window's statistics are still kept
-        holders = bucket["keys"].get(s.key)
+        c = self.config
+        bkeys, key, tid = bucket["keys"], s.key, s.tenant_id
+        holders = bkeys.get(key)
         if holders is None:
-            if len(bucket["keys"]) >= self.config.cluster_max_keys:
-                self.stats["dropped_keys"] += 1
+            if len(bkeys) >= c.cluster_max_keys:
+                stats["dropped_keys"] += 1
                 keyed = False
             else:
-                holders = bucket["keys"][s.key] = set()
-        if keyed and s.tenant_id not in holders:
-            if len(holders) >= self.config.cluster_max_members:
-                self.stats["dropped_members"] += 1
+                holders = bkeys[key] = set()
+        if keyed and tid not in holders:
+            if len(holders) >= c.cluster_max_members:
+                stats["dropped_members"] += 1
                 keyed = False
             else:
-                holders.add(s.tenant_id)
-        m = bucket["tenants"].get(s.tenant_id)
+                holders.add(tid)
+        tenants = bucket["tenants"]
+        m = tenants.get(tid)
         if m is None:
-            if len(bucket["tenants"]) >= self.config.cluster_max_tenants:
-                self.stats["dropped_tenants"] += 1
+            if len(tenants) >= c.cluster_max_tenants:
+                stats["dropped_tenants"] += 1
                 return []
-            m = bucket["tenants"][s.tenant_id] = _Member(s)
+            m = tenants[tid] = _Member(s)
         m.add(s, keyed)
         return []
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 from detectors.common import sigmoid
@@ -44,6 +45,8 @@ REL_WEIGHTS: dict[str, float] = {
     "volume": 0.6, "new_model": 0.3, "out_in": 0.3, "joint": 1.0,
 }
 _REL_IDX = [(F[k], w) for k, w in REL_WEIGHTS.items()]
+_REL_GET = itemgetter(*(i for i, _ in _REL_IDX))  # one call picks those features' z-scores, in REL_WEIGHTS order
+_REL_W = tuple(w for _, w in _REL_IDX)
 
 # Pillar weights and intercept of the absolute logistic score.
 W_ELICIT, W_HARVEST, W_SYSTEMATIC, W_AUTOMATION, W_VOLUME, W_PIVOT = 1.8, 1.8, 1.4, 1.3, 0.6, 0.5
@@ -75,23 +78,51 @@ TEXT = {
 }
 
 
+# feature indices read on every window close (module constants: no dict lookup per use)
+_VOLUME, _COT, _REASONING, _TEMPLATE_TOP, _NEAR_DUP, _REPEAT = (F[k] for k in (
+    "volume", "cot", "reasoning", "template_top", "near_dup", "repeat"))
+_TOPIC_ENTROPY, _TOPIC_NEW, _CODING, _CAP, _OUT_IN, _TEMP0 = (F[k] for k in (
+    "topic_entropy", "topic_new", "coding", "cap", "out_in", "temp0"))
+_REGULARITY, _NO_SESSION, _MULTI_TURN, _FLAT_HOURS, _LOGPROBS, _LOGIT_BIAS = (F[k] for k in (
+    "regularity", "no_session", "multi_turn", "flat_hours", "logprobs", "logit_bias"))
+_BIAS_REPEAT, _NEW_MODEL, _PROMPT_DATA, _TOPIC_DATA, _JOINT = (F[k] for k in (
+    "bias_repeat", "new_model", "prompt_data", "topic_data", "joint"))
+_VOL_LO = math.log1p(10)  # volume term: 0 at 10 events ...
+_VOL_SPAN = math.log1p(500) - math.log1p(10)  # ... 1 at 500
+
+
+# The per-window functions below spell two-value min()/max() out as conditional expressions: in Python 3.11
+# the builtins parse their arguments on every call, which cost about as much as the rest of pillars().
+# ``min(a, b)`` is written ``b if b < a else a`` and ``max(a, b)`` ``b if b > a else a``: the same value as the
+# builtin in every case (it keeps the first argument unless the second is strictly smaller / larger).
+
+
 def pillars(x: list[float]) -> dict[str, float]:
     """Pillar strengths in [0, 1] from a window feature vector."""
     # probing = the same prompt re-sent with different biases; logprobs or a logit bias alone are ordinary
     # (classifiers constrain labels with a bias and read the label's logprob)
-    probe = min(1.0, x[F["bias_repeat"]] * (0.5 + 0.5 * max(x[F["logprobs"]], x[F["logit_bias"]]))
-                + 0.25 * min(x[F["logprobs"]], x[F["logit_bias"]]))
-    cot = max(x[F["cot"]], min(1.0, 1.5 * x[F["reasoning"]]) * 0.6)
-    elicit = max(cot, probe)
-    harvest_out = min(1.0, 0.6 * x[F["cap"]] + 0.2 * x[F["out_in"]] + 0.2 * x[F["temp0"]] + 0.4 * x[F["cap"]] * x[F["temp0"]])
-    harvest = max(harvest_out, probe)
-    varying = 1.0 - x[F["repeat"]]
-    repetitive = max(x[F["template_top"]], x[F["near_dup"]]) * varying
-    sweep = max(x[F["topic_entropy"]], x[F["topic_new"]], 0.7 * x[F["coding"]])
+    lp, lb = x[_LOGPROBS], x[_LOGIT_BIAS]
+    probe = x[_BIAS_REPEAT] * (0.5 + 0.5 * (lb if lb > lp else lp)) + 0.25 * (lb if lb < lp else lp)
+    probe = probe if probe < 1.0 else 1.0
+    reasoning = 1.5 * x[_REASONING]
+    reasoning = (reasoning if reasoning < 1.0 else 1.0) * 0.6
+    cot = x[_COT]
+    cot = reasoning if reasoning > cot else cot
+    elicit = probe if probe > cot else cot
+    cap, temp0 = x[_CAP], x[_TEMP0]
+    harvest_out = 0.6 * cap + 0.2 * x[_OUT_IN] + 0.2 * temp0 + 0.4 * cap * temp0
+    harvest_out = harvest_out if harvest_out < 1.0 else 1.0
+    harvest = probe if probe > harvest_out else harvest_out
+    varying = 1.0 - x[_REPEAT]
+    tt, nd = x[_TEMPLATE_TOP], x[_NEAR_DUP]
+    repetitive = (nd if nd > tt else tt) * varying
+    sweep, new, coding = x[_TOPIC_ENTROPY], x[_TOPIC_NEW], 0.7 * x[_CODING]
+    sweep = new if new > sweep else sweep
+    sweep = coding if coding > sweep else sweep
     # without prompt structure / topic labels a part is unknown: neutral (0.35), not absent
-    kp, kt = x[F["prompt_data"]], x[F["topic_data"]]
+    kp, kt = x[_PROMPT_DATA], x[_TOPIC_DATA]
     systematic = 0.5 * (kp * repetitive + (1.0 - kp) * 0.35) + 0.5 * (kt * sweep + (1.0 - kt) * 0.35)
-    automation = 0.4 * x[F["regularity"]] + 0.4 * x[F["no_session"]] + 0.2 * x[F["flat_hours"]]
+    automation = 0.4 * x[_REGULARITY] + 0.4 * x[_NO_SESSION] + 0.2 * x[_FLAT_HOURS]
     return {"elicit": elicit, "harvest": harvest, "systematic": systematic, "automation": automation,
             "probe": probe, "cot": cot}
 
@@ -99,13 +130,17 @@ def pillars(x: list[float]) -> dict[str, float]:
 def absolute_score(x: list[float]) -> tuple[float, dict[str, float]]:
     """Extraction likelihood of the window against the population prior alone."""
     p = pillars(x)
-    volume = min(1.0, max(0.0, (x[F["volume"]] - math.log1p(10)) / (math.log1p(500) - math.log1p(10))))
-    z = (INTERCEPT + W_ELICIT * p["elicit"] + W_HARVEST * p["harvest"] + W_SYSTEMATIC * p["systematic"]
-         + W_AUTOMATION * p["automation"] + W_VOLUME * volume + W_PIVOT * x[F["new_model"]]
-         + W_JOINT * x[F["joint"]]
-         - W_MULTI_TURN * x[F["multi_turn"]]
-         - W_REPEAT * x[F["repeat"]] * (1.0 - p["probe"]) * (1.0 - min(1.0, 2.0 * x[F["joint"]])))
-    gate = sigmoid(10.0 * (min(p["elicit"], p["harvest"]) - 0.3))
+    elicit, harvest, probe, joint = p["elicit"], p["harvest"], p["probe"], x[_JOINT]
+    volume = (x[_VOLUME] - _VOL_LO) / _VOL_SPAN
+    volume = volume if volume > 0.0 else 0.0
+    volume = volume if volume < 1.0 else 1.0
+    joint2 = 2.0 * joint
+    z = (INTERCEPT + W_ELICIT * elicit + W_HARVEST * harvest + W_SYSTEMATIC * p["systematic"]
+         + W_AUTOMATION * p["automation"] + W_VOLUME * volume + W_PIVOT * x[_NEW_MODEL]
+         + W_JOINT * joint
+         - W_MULTI_TURN * x[_MULTI_TURN]
+         - W_REPEAT * x[_REPEAT] * (1.0 - probe) * (1.0 - (joint2 if joint2 < 1.0 else 1.0)))
+    gate = sigmoid(10.0 * ((harvest if harvest < elicit else elicit) - 0.3))
     p["volume"] = volume
     return sigmoid(z) * gate, p
 
@@ -123,19 +158,22 @@ def relative_shift(z: dict[str, float]) -> float:
 def relative_shift_vec(z: list[float]) -> float:
     """:func:`relative_shift` over a z-score vector in :data:`FEATURES` order."""
     tot = 0.0
-    for i, w in _REL_IDX:
-        v = z[i]
+    for v, w in zip(_REL_GET(z), _REL_W):
         if v > 1.0:
-            tot += w * min(v - 1.0, 4.0) / 4.0
-    return min(1.0, tot / 3.0)
+            v -= 1.0
+            tot += w * (4.0 if 4.0 < v else v) / 4.0
+    tot /= 3.0
+    return tot if tot < 1.0 else 1.0
 
 
 def combine(abs_score: float, rel: float, familiarity: float) -> float:
     """Final window score: the absolute score moved up by the relative shift, down by familiarity (both bounded)."""
     if abs_score <= 0.0:
         return 0.0
-    logit = math.log(max(abs_score, 1e-9) / max(1.0 - abs_score, 1e-9))
-    logit += 1.2 * rel * min(1.0, abs_score / 0.3) - 0.5 * familiarity * (1.0 - abs_score)
+    rest = 1.0 - abs_score
+    logit = math.log((1e-9 if 1e-9 > abs_score else abs_score) / (1e-9 if 1e-9 > rest else rest))
+    ramp = abs_score / 0.3
+    logit += 1.2 * rel * (ramp if ramp < 1.0 else 1.0) - 0.5 * familiarity * rest
     return sigmoid(logit)
 
 

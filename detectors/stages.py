@@ -59,6 +59,7 @@ class TenantStage:
         self.clock = QuorumClock(self.config.watermark_quorum)
         self.advanced_to = -math.inf  # the last watermark this stage advanced its tenants to
         self._tick = self.config.window_seconds / 5.0
+        self._late = self.config.allowed_lateness  # read on every event
         self._next_advance = -math.inf
         self.rejected: str | None = None  # why the last event given to process() was dropped (None: processed)
         self.replays = 0
@@ -132,7 +133,7 @@ class TenantStage:
             self.replays += 1
             return []
         mfs = det.model_first_seen
-        guard = event["ts"] < self.max_ts - self.config.allowed_lateness or len(mfs) >= MAX_MODELS
+        guard = event["ts"] < self.max_ts - self._late or len(mfs) >= MAX_MODELS
         if guard:
             model, mf_before, start_before = event["model"], mfs.get(event["model"]), det.stream_start
         alerts = det.process(event, lookup=False)  # reload() above already asked the store about an unknown tenant
@@ -141,9 +142,10 @@ class TenantStage:
         if guard:
             self._guard_shared(event, model, mf_before, start_before)
         ts = det.last_ts  # effective event time: a quarantined far-future timestamp does not count
-        if ts > self.clock.kth and self.clock.observe(tid, ts):
-            self.max_ts = self.clock.value
-            wm = self.max_ts - self.config.allowed_lateness
+        clock = self.clock
+        if ts > clock.kth and clock.observe(tid, ts):
+            self.max_ts = clock.value
+            wm = self.max_ts - self._late
             if wm >= self._next_advance:
                 self._next_advance = wm + self._tick
                 self.advanced_to = wm

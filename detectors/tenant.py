@@ -48,9 +48,13 @@ _NEAR_DUP_BITS = 10  # SimHash Hamming distance that counts as a near-duplicate
 _ZERO_RING = (0, 0, 0, 0)  # how a snapshot writes a ring not allocated yet
 _ZERO_HOURS = (0.0,) * 24  # ... and an hour profile not allocated yet
 _ID_RING = 16  # a tenant's last event ids (hashed) kept to drop replays and gateway retries
+_PACK_ID = struct.Struct("@Q").pack  # one id as the ring (array "Q") stores it
+_ID_SIZE = array("Q").itemsize
 _SEV_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 _CODING_WORDS = ("code", "coding", "program", "software", "debug", "sql", "python", "javascript", "tool", "agent",
                  "api", "devops", "algorithm")
+_F_COT, _F_CAP = F["cot"], F["cap"]
+_NEG_INF = -math.inf
 _topic_info: dict[str, tuple[int, bool]] = {}  # topic label -> (coverage bit, is coding); bounded cache
 
 
@@ -287,9 +291,10 @@ class TenantDetector:
         if late:
             w.n_late += 1
         else:
-            if ts >= w.last_ts:
-                if w.last_ts > -math.inf:
-                    dt = ts - w.last_ts
+            last = w.last_ts
+            if ts >= last:
+                if last > _NEG_INF:
+                    dt = ts - last
                     w.s_dt += dt
                     w.s_dt2 += dt * dt
                     w.n_dt += 1
@@ -421,7 +426,8 @@ class TenantDetector:
                 d_[topic] += 1
             elif len(d_) < 24:
                 d_[topic] = 1
-            if _topic(topic)[1]:
+            info = _topic_info.get(topic)  # the cache _topic() fills, read here without a call per event
+            if (info if info is not None else _topic(topic))[1]:
                 w.n_coding += 1
         model = ev["model"]
         mfs = self.model_first_seen
@@ -488,7 +494,8 @@ class TenantDetector:
             w = st.wins.pop(ws)
             if st.cur is w:
                 st.cur = None
-            st.closed_until = max(st.closed_until, ws + W)
+            if ws + W > st.closed_until:
+                st.closed_until = ws + W
             out += self._close_window(st, w)
         st.next_close = min(st.wins) + W if st.wins else math.inf
         if st.inc_start is not None and not st.flagged:
@@ -717,9 +724,10 @@ class TenantDetector:
 
     def _emit_summaries(self, st: _Tenant, w: Window, score: float, x: list[float], pill: dict[str, float]) -> None:
         keys: list[tuple[str, int]] = []
-        for tp, cnt in w.top_templates(2):
-            if cnt >= 0.3 * w.n_tmpl:
-                keys.append(("tmpl:" + tp, cnt))
+        if w.tmpl:
+            for tp, cnt in w.top_templates(2):
+                if cnt >= 0.3 * w.n_tmpl:
+                    keys.append(("tmpl:" + tp, cnt))
         if w.net is not None:
             keys.append((f"asn:{w.net}", w.n_net))
             if w.pfx is not None:
@@ -733,13 +741,15 @@ class TenantDetector:
         names = tuple(k for k, _ in keys)
         accts = tuple(w.accts[: self.config.max_accounts_per_summary])
         ev = tuple((w.ev + w.ev_any)[:5])
-        first = w.first_ts if w.first_ts < math.inf else w.start
+        ws = w.start
+        first = w.first_ts if w.first_ts < math.inf else ws
+        # the fields every key's summary shares, in KeySummary field order (positional: cheaper than keywords)
+        tid, we, n, tfirst = st.tid, ws + self._W, w.n, st.first_ts
+        cot, cap, elicit, harvest, automation = x[_F_COT], x[_F_CAP], pill["elicit"], pill["harvest"], pill["automation"]
+        append = self._summaries.append
         for k, cnt in keys:
-            self._summaries.append(KeySummary(
-                key=k, tenant_id=st.tid, window_start=w.start, window_end=w.start + self._W, events=w.n,
-                key_events=cnt, accounts=accts, first_ts=first, tenant_first_ts=st.first_ts, score=score,
-                cot=x[F["cot"]], cap=x[F["cap"]], elicit=pill["elicit"], harvest=pill["harvest"],
-                automation=pill["automation"], keys=names, evidence=ev))
+            append(KeySummary(k, tid, ws, we, n, cnt, accts, first, tfirst, score, cot, cap, elicit, harvest,
+                              automation, names, ev))
 
     # ------------------------------------------------------------------ time
     def advance(self, watermark_ts: float) -> list[dict[str, Any]]:
@@ -1026,7 +1036,13 @@ class TenantDetector:
         raw = ev["event_id"].encode("utf-8", "surrogatepass")
         h = (zlib.crc32(raw) << 32 | zlib.adler32(raw)) | 1  # deterministic across processes; 0 marks a free slot
         ids = st.ids
-        if h in ids:
+        # ``h in ids`` built an int of every slot; one byte search of the ring finds the same, once a match has
+        # to start on a slot boundary (a misaligned one is searched past)
+        packed, ring = _PACK_ID(h), ids.tobytes()
+        pos = ring.find(packed)
+        while pos > 0 and pos % _ID_SIZE:
+            pos = ring.find(packed, pos + 1)
+        if pos >= 0:
             return True
         ids[st.ids_i] = h
         st.ids_i = (st.ids_i + 1) % _ID_RING

@@ -101,28 +101,65 @@ class Window:
              "n_ss_cot", "n_ss_cap", "n_ss_t0", "n_ss_tk", "s_ss_in", "s_ss_out", "s_ss_reason")
 
     def merge(self, o: Window) -> None:
-        """Add another window's aggregates (used to pool a sparse tenant's consecutive small windows)."""
-        for s in self._SUMS:
-            setattr(self, s, getattr(self, s) + getattr(o, s))
-        self.first_ts = min(self.first_ts, o.first_ts)
-        self.last_ts = max(self.last_ts, o.last_ts)
-        for name, cap in (("tmpl", 16), ("topics", 24)):
-            src = getattr(o, name)
-            if src:
-                dst = getattr(self, name)
-                if dst is None:
-                    setattr(self, name, dict(src))
-                    continue
-                for k, v in src.items():
-                    if k in dst:
-                        dst[k] += v
-                    elif len(dst) < cap:
-                        dst[k] = v
+        """Add another window's aggregates (used to pool a sparse tenant's consecutive small windows).
+
+        The counters of :attr:`_SUMS` are added one by one, spelled out: a loop of ``getattr`` / ``setattr``
+        over the names cost about three times as much, once per pooled window (a test checks the two agree).
+        """
+        self.n += o.n
+        self.n_cot += o.n_cot
+        self.n_cap += o.n_cap
+        self.n_t0 += o.n_t0
+        self.n_tk += o.n_tk
+        self.n_nosess += o.n_nosess
+        self.n_turn += o.n_turn
+        self.n_tools += o.n_tools
+        self.n_lp += o.n_lp
+        self.n_bias += o.n_bias
+        self.n_tiny += o.n_tiny
+        self.n_biasrep += o.n_biasrep
+        self.n_near += o.n_near
+        self.n_fp += o.n_fp
+        self.n_pdata += o.n_pdata
+        self.n_joint += o.n_joint
+        self.n_rep += o.n_rep
+        self.n_new += o.n_new
+        self.n_late += o.n_late
+        self.n_topic += o.n_topic
+        self.n_coding += o.n_coding
+        self.s_in += o.s_in
+        self.s_out += o.s_out
+        self.s_reason += o.s_reason
+        self.s_dt += o.s_dt
+        self.s_dt2 += o.s_dt2
+        self.n_dt += o.n_dt
+        self.n_tmpl += o.n_tmpl
+        self.n_net += o.n_net
+        self.n_ua += o.n_ua
+        self.n_pay += o.n_pay
+        self.n_ss_cot += o.n_ss_cot
+        self.n_ss_cap += o.n_ss_cap
+        self.n_ss_t0 += o.n_ss_t0
+        self.n_ss_tk += o.n_ss_tk
+        self.s_ss_in += o.s_ss_in
+        self.s_ss_out += o.s_ss_out
+        self.s_ss_reason += o.s_ss_reason
+        if o.first_ts < self.first_ts:
+            self.first_ts = o.first_ts
+        if o.last_ts > self.last_ts:
+            self.last_ts = o.last_ts
+        if o.tmpl:
+            self.tmpl = _merge_counts(self.tmpl, o.tmpl, 16)
+        if o.topics:
+            self.topics = _merge_counts(self.topics, o.topics, 24)
+        accts = self.accts
         for a in o.accts:
-            if len(self.accts) < 8 and a not in self.accts:
-                self.accts.append(a)
-        self.ev = (self.ev + o.ev)[:12]
-        self.ev_any = (self.ev_any + o.ev_any)[:4]
+            if len(accts) < 8 and a not in accts:
+                accts.append(a)
+        if o.ev:
+            self.ev = (self.ev + o.ev)[:12]
+        if o.ev_any:
+            self.ev_any = (self.ev_any + o.ev_any)[:4]
         if self.net is None:
             self.net, self.pfx = o.net, o.pfx
         if self.ua is None:
@@ -134,6 +171,18 @@ class Window:
         if not self.tmpl:
             return []
         return sorted(self.tmpl.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+
+
+def _merge_counts(dst: dict[str, int] | None, src: dict[str, int], cap: int) -> dict[str, int]:
+    """``dst`` with ``src``'s counts added (a new key only while ``dst`` holds fewer than ``cap``)."""
+    if dst is None:
+        return dict(src)
+    for k, v in src.items():
+        if k in dst:
+            dst[k] += v
+        elif len(dst) < cap:
+            dst[k] = v
+    return dst
 
 
 _ALL_SLOTS = attrgetter(*Window.__slots__)  # one call returns every slot value, in __slots__ order
@@ -153,49 +202,74 @@ def window_features(w: Window, hours: Any, age_seconds: float, topic_new: int) -
     ``hours`` is the tenant's 24-bucket activity profile (already including
     this window), ``age_seconds`` the tenant's observed age, ``topic_new`` the
     number of topics first covered in this window.
+
+    Computed once per window close: the conditional features first, then the vector as one list display
+    (no zero-filled list written slot by slot).
     """
-    n = max(w.n, 1)
-    x = [0.0] * NF
-    x[0] = math.log1p(w.n)
-    x[1] = w.n_cot / n
-    x[2] = w.s_reason / (w.s_out + w.s_reason + 1.0)
-    if w.n_tmpl >= 4 and w.tmpl:
+    n = w.n if w.n > 1 else 1  # max(w.n, 1); two-value min/max are spelled out here as in detectors.scoring
+    template_top = near_dup = repeat = topic_entropy = coding = temp0 = regularity = flat_hours = 0.0
+    n_tmpl = w.n_tmpl
+    if n_tmpl >= 4 and w.tmpl:
         # "one or a few templates": top-3 share, rescaled so that all-distinct prompts give 0 at any window size
         top3 = sum(sorted(w.tmpl.values(), reverse=True)[:3])
-        floor = 3.0 / w.n_tmpl
-        x[3] = max(0.0, (top3 / w.n_tmpl - floor) / (1.0 - floor))
-    if w.n_fp >= 3:
-        x[4] = w.n_near / w.n_fp
-        x[5] = w.n_rep / w.n_fp
-    if w.n_topic >= 3 and w.topics:
+        floor = 3.0 / n_tmpl
+        template_top = (top3 / n_tmpl - floor) / (1.0 - floor)
+        template_top = template_top if template_top > 0.0 else 0.0
+    n_fp = w.n_fp
+    if n_fp >= 3:
+        near_dup = w.n_near / n_fp
+        repeat = w.n_rep / n_fp
+    n_topic = w.n_topic
+    if n_topic >= 3 and w.topics:
         # flat over the topics seen, and broad: few distinct topics cannot be a sweep
-        x[6] = _entropy(list(w.topics.values())) * min(1.0, (len(w.topics) - 1) / 5.0)
-        x[8] = w.n_coding / w.n_topic
-    x[7] = min(1.0, topic_new / 8.0)
-    x[9] = w.n_cap / n
-    x[10] = min(1.0, max(0.0, math.log2((w.s_out + 1.0) / (w.s_in + 1.0)) / 4.0))
+        breadth = (len(w.topics) - 1) / 5.0
+        topic_entropy = _entropy(list(w.topics.values())) * (breadth if breadth < 1.0 else 1.0)
+        coding = w.n_coding / n_topic
     if w.n_tk:
-        x[11] = w.n_t0 / w.n_tk
-    if w.n_dt >= 8:
-        mean = w.s_dt / w.n_dt
+        temp0 = w.n_t0 / w.n_tk
+    n_dt = w.n_dt
+    if n_dt >= 8:
+        mean = w.s_dt / n_dt
         if mean > 0:
-            var = max(0.0, w.s_dt2 / w.n_dt - mean * mean)
-            x[12] = max(0.0, 1.0 - math.sqrt(var) / mean)
-    x[13] = w.n_nosess / n
-    x[14] = w.n_turn / n
-    x[15] = w.n_tools / n
+            var = w.s_dt2 / n_dt - mean * mean
+            regularity = 1.0 - math.sqrt(var if var > 0.0 else 0.0) / mean
+            regularity = regularity if regularity > 0.0 else 0.0
     if age_seconds >= 86400.0:
-        x[16] = _entropy(list(hours))
-    x[17] = min(1.0, w.n_lp / (2.0 * n))
-    x[18] = w.n_bias / n
-    x[19] = w.n_tiny / n
-    x[20] = w.n_biasrep / n
-    x[21] = w.n_new / n
-    x[22] = min(1.0, math.log2(1 + len(w.accts)) / 3.0)
-    x[23] = w.n_pdata / n
-    x[24] = w.n_topic / n
-    x[25] = w.n_joint / n
-    return x
+        flat_hours = _entropy(list(hours))
+    s_out = w.s_out
+    out_in = math.log2((s_out + 1.0) / (w.s_in + 1.0)) / 4.0
+    out_in = out_in if out_in > 0.0 else 0.0
+    topic_new_share = topic_new / 8.0
+    logprobs = w.n_lp / (2.0 * n)
+    accounts = math.log2(1 + len(w.accts)) / 3.0
+    return [
+        math.log1p(w.n),  # volume
+        w.n_cot / n,  # cot
+        w.s_reason / (s_out + w.s_reason + 1.0),  # reasoning
+        template_top,
+        near_dup,
+        repeat,
+        topic_entropy,
+        topic_new_share if topic_new_share < 1.0 else 1.0,  # topic_new
+        coding,
+        w.n_cap / n,  # cap
+        out_in if out_in < 1.0 else 1.0,  # out_in
+        temp0,
+        regularity,
+        w.n_nosess / n,  # no_session
+        w.n_turn / n,  # multi_turn
+        w.n_tools / n,  # tools
+        flat_hours,
+        logprobs if logprobs < 1.0 else 1.0,  # logprobs
+        w.n_bias / n,  # logit_bias
+        w.n_tiny / n,  # tiny_max
+        w.n_biasrep / n,  # bias_repeat
+        w.n_new / n,  # new_model
+        accounts if accounts < 1.0 else 1.0,  # accounts
+        w.n_pdata / n,  # prompt_data
+        n_topic / n,  # topic_data
+        w.n_joint / n,  # joint
+    ]
 
 
 SINGLE_SHOT_MIN = 5  # single-shot requests a mixed window needs before they are scored on their own
@@ -232,7 +306,7 @@ def single_shot_features(w: Window, x: list[float], trail: tuple[float, ...] | N
     m = w.n_nosess
     if m == 0 or m >= w.n:
         return None
-    c = ss_counters(w) if trail is None else tuple(a + b for a, b in zip(ss_counters(w), trail, strict=True))
+    c = ss_counters(w) if trail is None else tuple([a + b for a, b in zip(ss_counters(w), trail, strict=True)])
     m_all = c[0]
     if m_all < SINGLE_SHOT_MIN:
         return None
@@ -241,7 +315,9 @@ def single_shot_features(w: Window, x: list[float], trail: tuple[float, ...] | N
     xs[1] = c[1] / m_all
     xs[2] = c[7] / (c[6] + c[7] + 1.0)
     xs[9] = c[2] / m_all
-    xs[10] = min(1.0, max(0.0, math.log2((c[6] + 1.0) / (c[5] + 1.0)) / 4.0))
+    out_in = math.log2((c[6] + 1.0) / (c[5] + 1.0)) / 4.0
+    out_in = out_in if out_in > 0.0 else 0.0
+    xs[10] = out_in if out_in < 1.0 else 1.0
     xs[11] = c[3] / c[4] if c[4] else 0.0
     xs[13] = 1.0
     xs[14] = 0.0
