@@ -7,6 +7,7 @@ reader of stdout that went away (``... | head``) ends the command quietly with 1
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from contextlib import ExitStack
 from typing import IO, Any
@@ -62,6 +63,14 @@ def open_output(path: str, stack: ExitStack, dash_is_stdout: bool = True) -> Out
     return Output(f, path, False)
 
 
+def _special(path: str) -> bool:
+    """A device or FIFO (``/dev/null``, a named pipe): writing it does not destroy anything to compare."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode) and not stat.S_ISDIR(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def clashing_paths(reads: dict[str, str | None], writes: dict[str, str | None]) -> str | None:
     """Why two of a command's files are one file (an output that is an input, or two outputs), else None.
 
@@ -75,7 +84,7 @@ def clashing_paths(reads: dict[str, str | None], writes: dict[str, str | None]) 
         except OSError:  # one of them does not exist (yet): two outputs can still name one new file
             return os.path.abspath(a) == os.path.abspath(b)
 
-    named = [(flag, path) for flag, path in writes.items() if path and path != "-"]
+    named = [(flag, path) for flag, path in writes.items() if path and path != "-" and not _special(path)]
     for i, (flag, path) in enumerate(named):
         for other, src in reads.items():
             if src and src != "-" and same(path, src):

@@ -538,6 +538,9 @@ class TopicSink:
         if resume_from is None:
             self.base = now
             return
+        if set(now) != {int(p) for p in resume_from}:  # alerts are numbered per partition by key: a new count
+            raise ReplayError(f"output topic {topic!r} has {len(now)} partitions, the interrupted run wrote to "
+                              f"{len(resume_from)}: resuming would send alerts again or skip them")
         self.base = {p: int(resume_from.get(p, 0)) for p in now}
         for p, end in now.items():
             written = set(written_after.get(p, ())) if written_after else set()
@@ -617,8 +620,9 @@ class TopicSink:
         with contextlib.suppress(Exception):  # what did not reach the topic is simply not listed
             flush_producer(self.producer, timeout=30)
         out = {}
+        # (copies: the producer's I/O thread may still be adding acknowledgements)
         for p in set(self.skip) | set(self.acked):
-            nums = self.skip.get(p, set()) | self.acked.get(p, set())
+            nums = set(self.skip.get(p, ())) | set(self.acked.get(p, ()))
             if nums:
                 out[str(p)] = sorted(nums)
         return {"written_after": out}
@@ -998,8 +1002,8 @@ class Replay:
         except BaseException:
             try:
                 self._mark_checkpoint("failed")
-            except (OSError, ValueError):
-                pass  # the error being raised is the one to report; the last checkpoint stays as it was
+            except Exception:  # noqa: BLE001 - the error being raised is the one to report; the last checkpoint stays
+                pass
             finally:
                 if hasattr(self.sink, "abandon"):
                     self.sink.abandon()
@@ -1317,7 +1321,19 @@ def replay_alert_problem(value: bytes, validator: Any) -> str | None:
     meta = alert.get("metadata")
     if not isinstance(meta, dict) or not meta.get("replay_run_id"):
         return "not a replay alert (no metadata.replay_run_id)"
+    # the schema allows more fields than an alert has (its top level and ``metadata`` are open): a field the
+    # replay does not write could carry anything, prompt text included, to the live topic
+    extra = sorted(set(alert) - set(validator.schema["properties"])) + sorted(f"metadata.{k}" for k in set(meta) - _META)
+    if extra:
+        names = ", ".join(repr(k[:40]) for k in extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+        return f"fields a replay alert does not have: {names}"
+    if any(not isinstance(v, (str, int)) or isinstance(v, bool) for v in meta.values()):
+        return "metadata: values must be strings or integers"
     return None
+
+
+# what a replay (and a promotion) writes into an alert's ``metadata``
+_META = frozenset({"replay_run_id", "source_topic", "source_partition", "source_offset", "promoted_at"})
 
 
 def promote(settings: Settings, source: str, *, kinds: set[str] | None = None, dry_run: bool = False) -> dict[str, int]:

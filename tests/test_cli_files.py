@@ -46,6 +46,8 @@ def test_an_output_that_names_an_input_is_refused_and_the_input_kept(tmp_path: P
     res = detect("--input", str(src), "--feedback", str(fb), "--dead-letter", str(fb))
     assert res.returncode == 2 and b"--dead-letter" in res.stderr and b"--feedback" in res.stderr
     assert fb.read_bytes().startswith(b'{"alert_id": "t-1"')
+    res = detect("--input", str(src), "--output", "/dev/null", "--dead-letter", "/dev/null")  # a device: no clash
+    assert res.returncode == 0, res.stderr
     both = tmp_path / "new.jsonl"
     res = detect("--input", str(src), "--output", str(both), "--dead-letter", str(both))
     assert res.returncode == 2 and b"name the same file" in res.stderr and not both.exists()
@@ -80,6 +82,10 @@ def test_gzip_input_and_a_byte_order_mark_give_the_alerts_of_the_plain_file(tmp_
     assert runs["plain.jsonl"] and runs["bom.jsonl"] == runs["plain.jsonl"] == runs["events.jsonl.gz"]
     res = detect("--input", "-", "--no-progress", stdin=gzip.compress(body))  # compressed stdin too
     assert res.returncode == 0 and res.stdout == runs["plain.jsonl"]
+    # a pipe that delivers the first byte alone (peek sees one byte): still read as gzip
+    slow = subprocess.run(f"(head -c1 {gz}; sleep 0.3; tail -c +2 {gz}) | {sys.executable} -m distillguard.cli detect "
+                          "--input - --no-progress", shell=True, cwd=REPO, capture_output=True, timeout=300)
+    assert slow.returncode == 0 and slow.stdout == runs["plain.jsonl"], slow.stderr[-500:]
     cut = tmp_path / "cut.jsonl.gz"
     cut.write_bytes(gzip.compress(body)[: len(body) // 20])
     res = detect("--input", str(cut), "--output", str(tmp_path / "cut.alerts"), "--no-progress")

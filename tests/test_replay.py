@@ -104,3 +104,48 @@ def test_file_sink_accepts_a_device(tmp_path: Path) -> None:
     regular.write(b"k", b"{}")
     assert regular.position()["position"] == 3
     regular.close()
+
+
+def test_promotion_refuses_fields_a_replay_alert_does_not_have() -> None:
+    """The alert schema is open (extra top-level and metadata fields validate): a promotion must not carry one
+    to the live topic, since it could hold anything, prompt text included; its value is never echoed."""
+    import jsonschema
+
+    from schemas.codec import load_schema
+    from streams.replay import replay_alert_problem
+
+    validator = jsonschema.Draft202012Validator(load_schema("alert"),
+                                                format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    from detectors import Engine
+
+    alert = next(a for a in Engine().process_many(syn.extraction("x", hours=2)) if a["status"] == "open")
+    alert["metadata"] = {"replay_run_id": "r1", "source_topic": "t", "source_partition": 0, "source_offset": 7}
+    import orjson
+
+    assert replay_alert_problem(orjson.dumps(alert), validator) is None
+    for bad in ({**alert, "prompt_text": "SECRET PROMPT"},
+                {**alert, "metadata": {**alert["metadata"], "prompt_text": "SECRET PROMPT"}},
+                {**alert, "metadata": {**alert["metadata"], "source_offset": {"x": "SECRET PROMPT"}}}):
+        why = replay_alert_problem(orjson.dumps(bad), validator)
+        assert why is not None and "SECRET" not in why, why
+
+
+def test_output_check_leaves_a_fifo_to_its_reader(tmp_path: Path) -> None:
+    """Probing a FIFO by opening it ended its reader before the run, which then hung waiting for a new one."""
+    import os
+    import threading
+
+    from distillguard.commands.replay import _check_writable
+
+    fifo = tmp_path / "alerts.fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    _check_writable(str(fifo), "--output", keep=True)
+    reader.join(0.5)
+    assert reader.is_alive() and not got, "the reader saw an end of file before any alert"
+    with open(fifo, "wb") as w:
+        w.write(b"alert\n")
+    reader.join(5)
+    assert got == [b"alert\n"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import io
 import signal
 import sys
 import threading
@@ -62,17 +63,42 @@ _BOM = b"\xef\xbb\xbf"
 READ_ERRORS = (OSError, EOFError, zlib.error)
 
 
+class _Prefixed(io.RawIOBase):
+    """``head`` then the rest of ``rest``: puts back bytes read to look at the start of a pipe."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head, self._rest = head, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        if self._head:
+            n = min(len(buf), len(self._head))
+            buf[:n], self._head = self._head[:n], self._head[n:]
+            return n
+        data = self._rest.read1(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+
 def _open_in(path: str, stack: ExitStack) -> tuple[IO[bytes], bool]:
     """The input (``-`` = stdin) and whether it is gzip-compressed (told by its first two bytes)."""
     f: Any = sys.stdin.buffer if path == "-" else stack.enter_context(open(path, "rb"))  # noqa: SIM115
-    if f.peek(2)[:2] == _GZIP_MAGIC:
+    head = f.peek(2)[:2]
+    if len(head) == 1:  # a pipe that has delivered one byte so far: read on until two (or the end), put them back
+        head = f.read(1)
+        while len(head) < 2 and (more := f.read(2 - len(head))):
+            head += more
+        f = io.BufferedReader(_Prefixed(head, f))
+    if head == _GZIP_MAGIC:
         return stack.enter_context(gzip.GzipFile(fileobj=f, mode="rb")), True
     return f, False
 
 
 def _lines(fin: IO[bytes], limit: int) -> Iterator[tuple[bytes, int]]:
     """``(line, skipped)`` for each line of ``fin``: a line longer than ``limit`` bytes comes as its first
-    ``limit + 1`` bytes (no newline) and the number of bytes skipped after them, up to and without its newline;
+    ``limit + 3`` bytes (no newline) and the number of bytes skipped after them, up to and without its newline;
     ``skipped`` is 0 for every other line. Reading a whole 300 MB line used to take 1.2 GB before it was refused."""
     readline = fin.readline
     cap = limit + 3  # the body, "\r\n", and one byte more: a shorter read without a newline ends the input
@@ -81,11 +107,17 @@ def _lines(fin: IO[bytes], limit: int) -> Iterator[tuple[bytes, int]]:
             yield line, 0
             continue
         skipped = 0
+        cr = False  # a "\r\n" split between two skipped reads ends the line too (the prefix's is stripped)
         while more := readline(1 << 20):
             if more.endswith(b"\n"):
-                skipped += len(more) - (2 if more.endswith(b"\r\n") else 1)
+                ending = 2 if more.endswith(b"\r\n") else 1
+                if len(more) == 1 and cr:
+                    ending = 1
+                    skipped -= 1  # the "\r" counted with the chunk before belongs to the line's end
+                skipped += len(more) - ending
                 break
             skipped += len(more)
+            cr = more.endswith(b"\r")
         yield line, skipped
 
 

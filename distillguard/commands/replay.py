@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,8 @@ def _check_writable(path: str, flag: str, *, keep: bool) -> None:
 
     if os.path.isdir(path):
         raise ReplayError(f"cannot write {flag} {path}: it is a directory")
+    if keep and os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+        return  # a FIFO or a device (/dev/null): opening it to probe would end a FIFO's reader before the run
     probe = path if keep else f"{path}.tmp"
     existed = os.path.exists(probe)
     try:
