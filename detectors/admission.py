@@ -51,12 +51,7 @@ class QuorumClock:
             if ts <= kth:
                 return False
             # the full top's smallest clock is kth: its first holder (the one min() would pick) leaves
-            for victim, clock in top.items():
-                if clock == kth:
-                    break
-            else:  # unreachable while kth is the smallest clock of the full top; kept as the plain rule
-                victim = min(top, key=top.__getitem__)
-            del top[victim]
+            del top[next(t for t, clock in top.items() if clock == kth)]
             top[tenant_id] = ts
         if len(top) < self.quorum:
             return False

@@ -66,9 +66,10 @@ def open_output(path: str, stack: ExitStack, dash_is_stdout: bool = True) -> Out
 def _special(path: str) -> bool:
     """A device or FIFO (``/dev/null``, a named pipe): writing it does not destroy anything to compare."""
     try:
-        return not stat.S_ISREG(os.stat(path).st_mode) and not stat.S_ISDIR(os.stat(path).st_mode)
+        mode = os.stat(path).st_mode
     except OSError:
         return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def clashing_paths(reads: dict[str, str | None], writes: dict[str, str | None]) -> str | None:

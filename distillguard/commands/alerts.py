@@ -18,13 +18,12 @@ import time
 from contextlib import ExitStack
 from typing import Any
 
-from distillguard.argtypes import checked, seconds
+from distillguard.argtypes import POSITIVE_INT, seconds
 
 NAME = "alerts"
 HELP = "follow the alert topic (alerts tail)"
 
 # ``--max 0`` ran forever and ``--max -1`` stopped after one alert: argparse rejects them (exit status 2)
-_POSITIVE_INT = checked(int, lambda v: v > 0, "a whole number greater than 0")
 
 # the fields the filters (and the readable line) use, with the JSON types they may have on the topic
 _TEXT_FIELDS = ("severity", "kind", "status", "tenant_id")
@@ -50,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tail.add_argument("--json", action="store_true",
                       help="print each alert as it is on the topic (JSON lines); records that are not alert "
                            "objects are skipped with a warning on stderr, never passed on")
-    tail.add_argument("--max", type=_POSITIVE_INT, help="stop after this many alerts shown (>= 1)")
+    tail.add_argument("--max", type=POSITIVE_INT, help="stop after this many alerts shown (>= 1)")
     tail.add_argument("--idle-timeout", type=seconds(positive=True),
                       help="stop after this many seconds (> 0) without an alert that passes the filters")
 

@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
-import signal
 import sys
-import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -35,7 +33,7 @@ from typing import IO, Any
 
 import orjson
 
-from distillguard.argtypes import seconds
+from distillguard.argtypes import seconds, sigterm_unwinds
 from distillguard.outputs import WriteError, clashing_paths, open_output, write_failed
 
 NAME = "detect"
@@ -121,9 +119,6 @@ def _lines(fin: IO[bytes], limit: int) -> Iterator[tuple[bytes, int]]:
         yield line, skipped
 
 
-def _terminate(signum: int, _frame: Any) -> None:
-    """SIGTERM unwinds like an error (the spill directory and open files are closed), then exits 128 + 15."""
-    raise SystemExit(128 + signum)
 
 
 def _load_feedback(path: str, log: Any) -> dict[str, list[dict[str, Any]]]:
@@ -187,8 +182,7 @@ def run(args: argparse.Namespace) -> int:
     counts = {"lines": 0, "events": 0, "dead_letter": 0, "blank": 0, "alerts": 0, "open": 0, "feedback_applied": 0}
     started = time.perf_counter()
     with ExitStack() as stack:
-        if threading.current_thread() is threading.main_thread():
-            stack.callback(signal.signal, signal.SIGTERM, signal.signal(signal.SIGTERM, _terminate))
+        stack.enter_context(sigterm_unwinds())  # the spill directory and open files are closed on SIGTERM too
         stack.callback(spill.close)
         try:
             fin, compressed = _open_in(args.input, stack)

@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from distillguard.commands.simulate import _POSITIVE, _POSITIVE_INT
+from distillguard.argtypes import POSITIVE, POSITIVE_INT, sigterm_unwinds
 
 NAME = "evaluate"
 HELP = "score the engine's alerts against labelled synthetic traffic and write a report"
@@ -40,14 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=("demo", "suite"), default="suite", help="traffic to generate (default: suite)")
     parser.add_argument("--seed", type=int, default=7)
     # the checks of `distillguard simulate`: a zero, negative or nan value divided by zero, hung or scored nothing
-    parser.add_argument("--days", type=_POSITIVE_INT, help="override the preset's number of days (>= 1)")
-    parser.add_argument("--tenants", type=_POSITIVE_INT, help="scale the preset to about this many benign tenants (>= 1)")
-    parser.add_argument("--intensity", type=_POSITIVE, default=1.0, help="multiply attack request rates, > 0")
+    parser.add_argument("--days", type=POSITIVE_INT, help="override the preset's number of days (>= 1)")
+    parser.add_argument("--tenants", type=POSITIVE_INT, help="scale the preset to about this many benign tenants (>= 1)")
+    parser.add_argument("--intensity", type=POSITIVE, default=1.0, help="multiply attack request rates, > 0")
     parser.add_argument("--events", help="events JSONL from `distillguard simulate` (needs --labels)")
     parser.add_argument("--labels", help="labels JSON from `distillguard simulate`")
     parser.add_argument("--alerts", help="score this alerts JSONL instead of running the engine (needs --labels)")
     parser.add_argument("--report", help="report folder (default: reports/<preset>-seed<seed>)")
-    parser.add_argument("--late-after", type=_POSITIVE, default=6.0,
+    parser.add_argument("--late-after", type=POSITIVE, default=6.0,
                         help="hours (> 0) after which a detection counts as late")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--in-process", action="store_true", help="generate in this process (default: a child process)")
@@ -61,25 +58,6 @@ def default_report_dir(args: argparse.Namespace) -> Path:
     if args.events:
         return Path("reports") / f"events-{Path(args.events).stem}"
     return Path("reports") / f"{args.preset}-seed{args.seed}"
-
-
-def _terminate(signum: int, _frame: Any) -> None:
-    """SIGTERM unwinds like Ctrl-C (the simulation child is terminated on the way out), then exits 128 + 15."""
-    raise SystemExit(128 + signum)
-
-
-@contextmanager
-def sigterm_unwinds() -> Iterator[None]:
-    """While evaluating, SIGTERM raises SystemExit(143) instead of killing this process on the spot, which
-    left the simulation child blocked on its full queue as an orphan."""
-    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _is_time(value: Any) -> bool:
@@ -164,7 +142,7 @@ def evaluate(args: argparse.Namespace, on_alert: Any = None, title: str | None =
     """Run (or load) alerts, score them, write the report; return (result, summary path).
 
     Raises UsageError for a bad input file or report folder (the commands print it as one line, exit 2)."""
-    with sigterm_unwinds():
+    with sigterm_unwinds():  # killed on the spot, it left the simulation child blocked on its full queue
         return _evaluate(args, on_alert, title)
 
 

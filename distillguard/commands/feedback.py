@@ -39,30 +39,30 @@ def problems(record: Any) -> list[str]:
 _BOM = b"\xef\xbb\xbf"
 
 
-def _records(args: argparse.Namespace) -> tuple[list[tuple[str, Any]], list[tuple[str, str]]]:
-    """The verdicts to send, and the lines of ``--file`` that are not JSON (with the parser's message)."""
+def _records(args: argparse.Namespace) -> list[tuple[str, Any, str | None]]:
+    """``(where, record, why not JSON)`` for each verdict, in file order (the reason is None for JSON)."""
     import orjson
 
     if args.file:
         stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115 - closed below
         try:
-            rows, unreadable = [], []
+            rows: list[tuple[str, Any, str | None]] = []
             for n, line in enumerate(stream, 1):
                 if n == 1 and line.startswith(_BOM):  # written by some editors and Windows tools
                     line = line[len(_BOM):]
                 if line.strip():
                     try:
-                        rows.append((f"line {n}", orjson.loads(line)))
+                        rows.append((f"line {n}", orjson.loads(line), None))
                     except orjson.JSONDecodeError as exc:
-                        unreadable.append((f"line {n}", f"invalid JSON ({exc.msg})"))
-            return rows, unreadable
+                        rows.append((f"line {n}", None, f"invalid JSON ({exc.msg})"))
+            return rows
         finally:
             if stream is not sys.stdin.buffer:
                 stream.close()
     record = {"alert_id": args.alert_id, "label": args.label, "tenant_id": args.tenant}
     if args.note:
         record["note"] = args.note
-    return [("verdict", record)], []
+    return [("verdict", record, None)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,13 +81,13 @@ def run(args: argparse.Namespace) -> int:
               "with --file)", file=sys.stderr)
         return 2
     try:
-        records, unreadable = _records(args)
+        rows = _records(args)
     except OSError as exc:
         print(f"distillguard feedback: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2
-    bad = unreadable + [(where, p) for where, rec in records for p in problems(rec)]
+    bad = [(where, p) for where, rec, not_json in rows for p in ([not_json] if not_json else problems(rec))]
+    records = [rec for _, rec, _ in rows]
     if bad or not records:
-        bad.sort(key=lambda item: int(item[0].split()[-1]) if item[0].startswith("line ") else 0)
         for where, problem in bad or [("input", "no feedback records")]:
             print(f"distillguard feedback: {where}: {problem}", file=sys.stderr)
         return 2
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     require_topic(settings, topic, hint)  # else the producer would wait 60 s, then a traceback
     producer = KafkaProducer(acks="all", **kafka_python_config(settings))
     try:
-        for _, rec in records:
+        for rec in records:
             producer.send(topic, key=rec["tenant_id"].encode(), value=orjson.dumps(rec))
         producer.flush()
     finally:

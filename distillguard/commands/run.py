@@ -14,7 +14,7 @@ import sys
 from contextlib import ExitStack
 from typing import Any
 
-from distillguard.commands.simulate import _POSITIVE, _POSITIVE_INT
+from distillguard.argtypes import POSITIVE, POSITIVE_INT
 
 NAME = "run"
 HELP = "demo: simulate a day with attacks, detect in-process, print alerts and the evaluation summary"
@@ -23,11 +23,11 @@ HELP = "demo: simulate a day with attacks, detect in-process, print alerts and t
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=("demo", "suite"), default="demo", help="traffic to generate (default: demo)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--days", type=_POSITIVE_INT, help=argparse.SUPPRESS)
-    parser.add_argument("--tenants", type=_POSITIVE_INT, help=argparse.SUPPRESS)
-    parser.add_argument("--intensity", type=_POSITIVE, default=1.0, help=argparse.SUPPRESS)
+    parser.add_argument("--days", type=POSITIVE_INT, help=argparse.SUPPRESS)
+    parser.add_argument("--tenants", type=POSITIVE_INT, help=argparse.SUPPRESS)
+    parser.add_argument("--intensity", type=POSITIVE, default=1.0, help=argparse.SUPPRESS)
     parser.add_argument("--report", help="report folder (default: reports/<preset>-seed<seed>)")
-    parser.add_argument("--late-after", type=_POSITIVE, default=6.0,
+    parser.add_argument("--late-after", type=POSITIVE, default=6.0,
                         help="hours (> 0) after which a detection counts as late")
     parser.add_argument("--max-reasons", type=int, default=3, help="reasons shown per alert line")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from distillguard.argtypes import checked
+from distillguard.argtypes import POSITIVE, POSITIVE_INT, checked
 
 NAME = "simulate"
 HELP = "generate labelled synthetic usage events (to a JSONL file, stdout or Kafka)"
@@ -23,28 +23,26 @@ HELP = "generate labelled synthetic usage events (to a JSONL file, stdout or Kaf
 
 # Zero or negative rate multipliers make attack intervals divide by zero or never advance (a hang), zero days
 # or tenants make no traffic at all: argparse rejects them (exit status 2) instead.
-_POSITIVE = checked(float, lambda v: v > 0, "a finite number greater than 0")
-_POSITIVE_INT = checked(int, lambda v: v > 0, "a whole number greater than 0")
 _SHARE = checked(float, lambda v: 0 <= v <= 1, "a number from 0 to 1")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=("demo", "suite"), default="demo", help="traffic mix (default: demo)")
     parser.add_argument("--seed", type=int, default=7, help="random seed (default: 7)")
-    parser.add_argument("--days", type=_POSITIVE_INT, help="override the preset's number of days (>= 1)")
-    parser.add_argument("--tenants", type=_POSITIVE_INT,
+    parser.add_argument("--days", type=POSITIVE_INT, help="override the preset's number of days (>= 1)")
+    parser.add_argument("--tenants", type=POSITIVE_INT,
                         help="scale the preset to about this many benign tenants (>= 1)")
-    parser.add_argument("--intensity", type=_POSITIVE, default=1.0,
+    parser.add_argument("--intensity", type=POSITIVE, default=1.0,
                         help="multiply attack request rates, > 0 (default: 1)")
     parser.add_argument("--benign", action="append", default=[], metavar="PROFILE=N",
                         help="set the number of benign tenants of one profile (repeatable), e.g. --benign batch=20")
-    parser.add_argument("--volume", type=_POSITIVE, help="multiply benign request rates, > 0")
+    parser.add_argument("--volume", type=POSITIVE, help="multiply benign request rates, > 0")
     parser.add_argument("--malformed-share", type=_SHARE, help="share of deliberately malformed lines, 0 to 1")
     parser.add_argument("--out", default="-", help="events JSONL file, '-' for stdout (default)")
     parser.add_argument("--labels", help="write the ground-truth labels JSON here ('-' for stdout when the events "
                                          "go to a file or Kafka)")
     parser.add_argument("--to", choices=("file", "kafka"), default="file", help="write to --out (file) or produce to Kafka")
-    parser.add_argument("--rate", type=_POSITIVE,
+    parser.add_argument("--rate", type=POSITIVE,
                         help="with --to kafka: events per second, > 0 (default: as fast as possible)")
 
 
