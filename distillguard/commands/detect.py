@@ -108,17 +108,12 @@ def _lines(fin: IO[bytes], limit: int) -> Iterator[tuple[bytes, int]]:
         cr = False  # a "\r\n" split between two skipped reads ends the line too (the prefix's is stripped)
         while more := readline(1 << 20):
             if more.endswith(b"\n"):
-                ending = 2 if more.endswith(b"\r\n") else 1
-                if len(more) == 1 and cr:
-                    ending = 1
-                    skipped -= 1  # the "\r" counted with the chunk before belongs to the line's end
-                skipped += len(more) - ending
+                # the "\r" of a "\r\n" counted with the chunk before belongs to the line's end
+                skipped += len(more) - (2 if more.endswith(b"\r\n") else 1) - (cr and more == b"\n")
                 break
             skipped += len(more)
             cr = more.endswith(b"\r")
         yield line, skipped
-
-
 
 
 def _load_feedback(path: str, log: Any) -> dict[str, list[dict[str, Any]]]:
