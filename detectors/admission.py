@@ -50,8 +50,12 @@ class QuorumClock:
             kth = self.kth
             if ts <= kth:
                 return False
-            # the full top's smallest clock is kth: its first holder (the one min() would pick) leaves
-            del top[next(t for t, clock in top.items() if clock == kth)]
+            # the full top's smallest clock is kth: its first holder (the one min() would pick) leaves (a loop,
+            # not next() over a generator: this runs for each event of a flood of new tenants)
+            for holder, clock in top.items():  # noqa: B007 -- the loop finds holder
+                if clock == kth:
+                    break
+            del top[holder]
             top[tenant_id] = ts
         if len(top) < self.quorum:
             return False
