@@ -180,7 +180,7 @@ class TenantStage:
                 lru.store[tid] = det.snapshot(tid)
             det.forget(tid)
             det.changed.discard(tid)
-            del lru.order[tid]
+            lru.drop(tid)
         lru.evicted += len(victims)
         return len(victims)
 

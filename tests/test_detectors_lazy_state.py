@@ -1,5 +1,6 @@
 """Lazy per-tenant state: a new tenant shares the population prior (baseline, drift test) and has no Bloom
-filter until it needs one; snapshots leave those out (version 3) and older snapshots still restore."""
+filter until it needs one; snapshots leave those out (version 3), and every other field that still holds a new
+tenant's value (version 4); older snapshots still restore."""
 
 from __future__ import annotations
 
@@ -42,9 +43,8 @@ def test_new_tenants_share_the_prior_and_their_snapshot_leaves_it_out() -> None:
     assert st.carry is not None and st.carry.n == 1  # the pooled window
     snap = det.snapshot("fl-0000")
     doc = orjson.loads(snap[5:])
-    assert struct.unpack_from("<H", snap, 3)[0] == 3
-    assert not {"base", "drift", "bloom"} & set(doc)
-    assert doc["ring"] == [0, 0, 0, 0] and doc["suppressed"] == [] and doc["inc_evidence"] == []
+    assert struct.unpack_from("<H", snap, 3)[0] == 4
+    assert not {"base", "drift", "bloom", "ring", "suppressed", "inc_evidence", "ids", "wins"} & set(doc)
     other = TenantDetector()
     other.restore("fl-0000", snap)
     again = other._tenants["fl-0000"]
@@ -86,8 +86,8 @@ def test_lazy_state_gives_the_alerts_of_eager_state() -> None:
 
 
 def _as_version_2(det: TenantDetector, snap: bytes) -> bytes:
-    """What the previous build wrote for the same state: every field present, version 2."""
-    doc = orjson.loads(snap[5:])
+    """What the third session's build wrote for the same state: every field present, version 2."""
+    doc = orjson.loads(_as_version_3(det, snap)[5:])
     prior = {"base": orjson.loads(orjson.dumps(det._prior_base._state.tolist())), "drift": det._prior_drift.to_list(),
              "bloom": "00" * 1024}
     full: dict[str, Any] = {}
@@ -99,6 +99,85 @@ def _as_version_2(det: TenantDetector, snap: bytes) -> bytes:
         if k not in prior:
             full[k] = v
     return snap[:3] + struct.pack("<H", 2) + orjson.dumps(full)
+
+
+def _as_version_3(det: TenantDetector, snap: bytes) -> bytes:
+    """What the fourth to eleventh sessions' builds wrote for the same state: every field but base, drift and
+    bloom present (those three only when the tenant had its own), version 3."""
+    st = det._tenants[orjson.loads(snap[5:])["tid"]]
+    doc = orjson.loads(snap[5:])
+    full: dict[str, Any] = {"tid": st.tid, "first_ts": st.first_ts, "max_ts": st.max_ts,
+                            "closed_until": doc.get("closed_until", "-inf"), "pending_future": st.pending_future,
+                            "wins": doc.get("wins", [])}
+    full.update({k: doc[k] for k in ("base", "drift") if k in doc})
+    full.update({"hours": doc.get("hours", [0.0] * 24), "hours_day": st.hours_day, "topics_mask": st.topics_mask,
+                 "ring": doc.get("ring", [0, 0, 0, 0]), "ring_i": st.ring_i})
+    full.update({k: doc[k] for k in ("bloom",) if k in doc})
+    for k in ("bloom_n", "recent", "n_active", "drift_at", "run_start", "low_run"):
+        full[k] = getattr(st, k)
+    full["last_x"] = doc.get("last_x")
+    for k in ("inc_start", "inc_seq", "inc_sev", "inc_score", "inc_events", "inc_reported", "inc_first_seen",
+              "inc_last_susp", "inc_evidence", "inc_pattern", "last_pattern"):
+        full[k] = getattr(st, k)
+    full["cooldown_until"] = doc.get("cooldown_until", "-inf")
+    for k in ("suppressed", "flagged", "n_late", "n_future", "n_suppressed"):
+        full[k] = getattr(st, k)
+    full.update({"carry": doc.get("carry"), "ids": st.ids.tolist(), "ids_i": st.ids_i})
+    full.update({k: doc[k] for k in ("ss_trail", "last_inc") if k in doc})
+    return snap[:3] + struct.pack("<H", 3) + orjson.dumps(full)
+
+
+def test_a_new_tenants_values_are_the_ones_a_snapshot_leaves_out() -> None:
+    """``_PLAIN`` (the fields a version 4 snapshot omits while they hold a new tenant's value) is what
+    ``_new_tenant`` sets, value and type: a field restored from its absence is the field never written."""
+    from detectors.tenant import _PLAIN
+
+    st = TenantDetector()._new_tenant("t", S.T0)
+    for k, new in _PLAIN:
+        assert getattr(st, k) == new and type(getattr(st, k)) is type(new), k
+    det = TenantDetector()
+    det._new_tenant("t", S.T0)  # a tenant with no event at all: the three fields that identify it
+    assert set(orjson.loads(det.snapshot("t")[5:])) == {"tid", "first_ts", "max_ts"}
+
+
+def test_a_one_event_tenants_snapshot_is_its_window_and_its_id() -> None:
+    from detectors.stages import TenantStage
+
+    stage = TenantStage()
+    stage.process(S._event("fl-1", 0, S.T0 + 5))
+    snap = stage.detector.snapshot("fl-1")
+    assert set(orjson.loads(snap[5:])) == {"tid", "first_ts", "max_ts", "wins", "ids", "ids_i"}
+    assert len(snap) < 400  # version 3 wrote about 950 bytes for it
+    other = TenantStage()
+    other.detector.restore("fl-1", snap)
+    assert other.detector.snapshot("fl-1") == snap
+    assert other.process(S._event("fl-1", 0, S.T0 + 6)) == [] and other.rejected  # its event id came back too
+
+
+def test_version_3_snapshots_restore_to_identical_behaviour() -> None:
+    events = _mixed()
+    cut = len(events) // 2
+    want = _alerts(events, TenantDetector())
+    shared: dict[str, float] = {}
+    det = TenantDetector(model_first_seen=shared)
+    out: list[dict[str, Any]] = []
+    for e in events[:cut]:
+        out += det.process(e)
+    new = TenantDetector(model_first_seen=shared)
+    new.stream_start = det.stream_start
+    for tid in det.tenant_ids:
+        snap = det.snapshot(tid)
+        old = _as_version_3(det, snap)
+        new.restore(tid, old)
+        again = orjson.loads(new.snapshot(tid)[5:])
+        for k in ("suppressed", "inc_evidence"):  # restored from JSON as an empty list, not the shared ()
+            if again.get(k) == []:
+                del again[k]
+        assert again == orjson.loads(snap[5:])  # the state of restoring the version 4 snapshot
+    assert any(det._tenants[t].inc_start is not None for t in det.tenant_ids)  # an open incident went across
+    for e in events[cut:]:
+        out += new.process(e)
+    assert out + new.finish() == want
 
 
 def test_version_2_snapshots_restore_to_identical_behaviour() -> None:
@@ -188,3 +267,19 @@ def test_a_user_agent_named_inf_survives_a_snapshot() -> None:
     assert (w.ua, w.pfx, w.pay) == ("inf", "-inf", "inf") and other.snapshot("t") == snap
     assert other.finish() == det.finish()
     assert [s.key for s in other.drain_summaries()] == [s.key for s in det.drain_summaries()]
+
+
+def test_a_window_of_late_events_only_keeps_its_infinite_first_and_last_times() -> None:
+    """A window that only late events reached has no in-order event (first_ts inf, last_ts -inf): a snapshot
+    writes those as strings (JSON has no infinity) and restores them as floats."""
+    det = TenantDetector()
+    det.process(S._event("t", 0, S.T0))
+    w = Window(S.T0 + 9000.0)  # such a window, built directly
+    w.n = w.n_late = 1
+    det._tenants["t"].wins[w.start] = w
+    snap = det.snapshot("t")
+    assert b'"inf"' in snap and b'"-inf"' in snap
+    other = TenantDetector()
+    other.restore("t", snap)
+    back = other._tenants["t"].wins[w.start]
+    assert (back.first_ts, back.last_ts) == (math.inf, -math.inf) and other.snapshot("t") == snap

@@ -180,3 +180,22 @@ def test_a_lazily_restored_stage_still_closes_and_resolves_tenants_that_went_qui
     cut = next(i for i, e in enumerate(events) if e["ts"] >= syn.T0 + 3605)  # atk's last window still open
     assert _lazy_run(events, {cut}) == straight
     assert _lazy_run(events, set(range(cut % 997, len(events), 997))) == straight
+
+
+def test_a_tenant_restored_only_to_close_its_window_leaves_memory_first():
+    """Restored by the watermark (not by an event of its own), a tenant is the next to be evicted; one restored
+    for its own event rejoins the least-recently-seen order at the recent end."""
+    store: dict[str, bytes] = {}
+    stage = TenantStage(max_tenants=4, store=store)
+    t = syn.T0
+    for i in range(4):
+        stage.process(syn._event(f"t{i}", 0, t + i))
+    assert stage.evict(2) == 2 and set(store) == {"t0", "t1"}  # both evicted with their window open
+    stage.process(syn._event("t1", 1, t + 10))  # its own event: restored into the recent end of the order
+    assert list(stage.lru.order) == ["t2", "t3", "t1"] and not stage.lru.cold
+    stage.advance(t + 900)  # closes t0's window: restored to close it
+    assert "t0" in stage.detector and list(stage.lru.cold) == ["t0"]
+    assert stage.evict(1) == 1 and "t0" not in stage.detector and not stage.lru.cold
+    assert list(stage.lru.order) == ["t2", "t3", "t1"]
+    stage.process(syn._event("t0", 1, t + 1000))  # an event: from the store into the order, not the cold set
+    assert list(stage.lru.order)[-1] == "t0" and not stage.lru.cold
