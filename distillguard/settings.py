@@ -14,17 +14,24 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 ENV_PREFIX = "DISTILLGUARD_"
 ALERT_FORMATS = ("contract", "ocsf", "ecs")  # alert_formats values (docs/SIEM.md)
+# what Kafka accepts as a topic name; the app id prefixes the worker's internal topics, whose longest suffix is
+# "-tenant-state-changelog" (23 characters), so it may take up to 249 - 23 - 3 characters (a repartition suffix)
+_KAFKA_NAME = re.compile(r"[A-Za-z0-9._-]+")
+_APP_ID_MAX = 200
+# the topics of each role (the format topics only when their format is enabled): no two may be one topic
+_TOPIC_ROLES = ("events_topic", "dlq_topic", "alerts_topic", "feedback_topic", "notifications_topic")
 
 
 class Settings(BaseSettings):
     """Runtime configuration of workers and tools (see README, "Configuration")."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+    # allow_inf_nan=False: "inf" seconds would turn a checkpoint or idle timer off without saying so
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True, allow_inf_nan=False)
 
     # Kafka connection
     bootstrap_servers: str = Field("localhost:9092", description="comma-separated host:port list")
@@ -52,7 +59,7 @@ class Settings(BaseSettings):
     # worker
     app_id: str = Field("distillguard", description="Faust app id = consumer group and state topic prefix")
     data_dir: Path = Field(Path("./.distillguard-data"), description="Faust data dir (table stores)")
-    web_port: int = Field(6066, ge=0, le=65535)
+    web_port: int = Field(6066, ge=1, le=65535, description="port of /metrics, /healthz and /readyz")
     web_host: str = "0.0.0.0"
 
     # state checkpoints and watermarks (see docs/STREAMING.md)
@@ -117,6 +124,37 @@ class Settings(BaseSettings):
                 raise ValueError(f"entry {entry.strip()!r} {problem}; want a comma-separated list of host:port "
                                  "(IPv6 as [addr]:port)")
         return value
+
+    @field_validator(*_TOPIC_ROLES, "ocsf_topic", "ecs_topic")
+    @classmethod
+    def _topic_name(cls, value: str) -> str:
+        """A name Kafka refuses would fail deep in a client (a Faust crash, a kafka-python traceback)."""
+        if not _KAFKA_NAME.fullmatch(value) or len(value) > 249 or value in (".", ".."):
+            raise ValueError("is not a Kafka topic name (1-249 characters from A-Z, a-z, 0-9, '.', '_', '-')")
+        return value
+
+    @field_validator("app_id")
+    @classmethod
+    def _app_id_name(cls, value: str) -> str:
+        """The app id names the consumer group and prefixes the worker's internal topics."""
+        if not _KAFKA_NAME.fullmatch(value) or len(value) > _APP_ID_MAX:
+            raise ValueError(f"must be 1-{_APP_ID_MAX} characters from A-Z, a-z, 0-9, '.', '_', '-' "
+                             "(it prefixes the worker's internal topic names)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_topic_per_role(self) -> Settings:
+        """Two roles on one topic break the stream: a dead-letter topic that is the events topic feeds each
+        bad event back in without end; alerts on the notifications topic arrive twice."""
+        roles = list(_TOPIC_ROLES) + [f"{f}_topic" for f in self.alert_formats.split(",") if f != "contract"]
+        seen: dict[str, str] = {}
+        for role in roles:
+            name = getattr(self, role)
+            if name in seen:
+                raise ValueError(f"{ENV_PREFIX}{seen[name].upper()} and {ENV_PREFIX}{role.upper()} both name the "
+                                 f"topic {name!r}; each role needs a topic of its own")
+            seen[name] = role
+        return self
 
     @field_validator("alert_formats")
     @classmethod
@@ -231,7 +269,10 @@ def _describe(exc: ValidationError) -> str:
     """One line per invalid field: its variable and key names, the value (never a secret's) and why."""
     parts = []
     for err in exc.errors():
-        field = str(err["loc"][0]) if err["loc"] else "?"
+        if not err["loc"]:  # a rule over several settings: its message names them
+            parts.append(_message("", err))
+            continue
+        field = str(err["loc"][0])
         if err["type"] == "extra_forbidden":
             parts.append(f"unknown setting {field!r} in the config file")
             continue

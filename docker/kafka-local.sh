@@ -289,13 +289,13 @@ finally:
 
 python_probe_available() {
     command -v "$DG_KAFKA_PYTHON" >/dev/null 2>&1 \
-        && "$DG_KAFKA_PYTHON" -c 'import kafka' >/dev/null 2>&1
+        && "$DG_KAFKA_PYTHON" -I -c 'import kafka' >/dev/null 2>&1
 }
 
 # one real metadata round trip against the client listener
 metadata_ok() {
     if [[ "$PROBE" == python ]]; then
-        "$DG_KAFKA_PYTHON" -c "$PY_PROBE" "$HOST:$DG_KAFKA_PORT" >"$PROBE_ERR" 2>&1
+        "$DG_KAFKA_PYTHON" -I -c "$PY_PROBE" "$HOST:$DG_KAFKA_PORT" >"$PROBE_ERR" 2>&1
     else
         "$JAVA_BIN" -Xmx128m -XX:TieredStopAtLevel=1 \
             "-Dlog4j2.configurationFile=$KAFKA_CONF_DIR/tools-log4j2.xml" \

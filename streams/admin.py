@@ -84,6 +84,17 @@ def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> l
         admin.close()
 
 
+def partition_counts(settings: Settings, names: list[str]) -> dict[str, int]:
+    """``{topic: partitions}`` of the topics in ``names`` that exist (the broker's metadata; nothing is created)."""
+    admin = KafkaAdminClient(client_id="distillguard-admin", **kafka_python_config(settings))
+    try:
+        present = [n for n in names if n in set(admin.list_topics())]
+        return {d.get("name", d.get("topic")): len(d["partitions"]) for d in admin.describe_topics(present)
+                if d["error_code"] == 0 and d["partitions"]} if present else {}
+    finally:
+        admin.close()
+
+
 def create_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> dict[str, str]:
     """Create the topics that do not exist yet; returns ``{name: "created" | "exists"}``.
 

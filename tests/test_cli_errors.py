@@ -15,6 +15,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.conftest import free_port
+
 REPO = Path(__file__).resolve().parent.parent
 DEV_FULL = Path("/dev/full")
 needs_dev_full = pytest.mark.skipif(not DEV_FULL.exists(), reason="no /dev/full on this system")
@@ -235,7 +237,7 @@ def test_replay_rejects_a_bad_range_or_option_before_contacting_the_broker(tmp_p
 def test_worker_with_an_unsigned_webhook_stops_at_once_in_one_line(extra: dict[str, str], expected: str) -> None:
     """Checked before the worker waits for its broker (none listens here): no traceback, exit 2, at once."""
     started = time.monotonic()
-    res = cli("worker", "--web-port", "0", DISTILLGUARD_BOOTSTRAP_SERVERS="127.0.0.1:1",
+    res = cli("worker", "--web-port", str(free_port()), DISTILLGUARD_BOOTSTRAP_SERVERS="127.0.0.1:1",
               DISTILLGUARD_WEBHOOK_URL="http://127.0.0.1:9/hook", **extra)
     assert_clean_failure(res, expected)
     assert time.monotonic() - started < 30 and "broker_unreachable_at_start" not in res.stderr

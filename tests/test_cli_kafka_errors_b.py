@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from kafka.admin import KafkaAdminClient
 
-from tests.conftest import dg_env
+from tests.conftest import dg_env, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 DEV_FULL = Path("/dev/full")
@@ -32,7 +32,7 @@ KAFKA_COMMANDS = {
     "alerts": ["alerts", "tail"],
     "feedback": ["feedback", "--alert-id", "a-1", "--tenant", "acme", "--label", "true_positive"],
     "simulate": ["simulate", "--tenants", "1", "--days", "1", "--to", "kafka"],
-    "worker": ["worker", "--web-port", "0"],
+    "worker": ["worker", "--web-port", str(free_port())],
 }
 
 
@@ -293,10 +293,10 @@ def test_worker_data_dir_that_is_a_file_or_unwritable_is_one_line(tmp_path: Path
     ]
     for args, expected in cases:
         started = time.monotonic()
-        res = run_cli("worker", "--web-port", "0", *args, env=base_env(tmp_path), timeout=30)
+        res = run_cli("worker", "--web-port", str(free_port()), *args, env=base_env(tmp_path), timeout=30)
         assert_one_line(res, "distillguard worker: ", expected, "set --data-dir or DISTILLGUARD_DATA_DIR")
         assert time.monotonic() - started < 20 and "broker_unreachable_at_start" not in res.stderr
-    res = run_cli("worker", "--web-port", "0", env=base_env(tmp_path, DISTILLGUARD_DATA_DIR=str(regular)),
+    res = run_cli("worker", "--web-port", str(free_port()), env=base_env(tmp_path, DISTILLGUARD_DATA_DIR=str(regular)),
                   timeout=30)
     assert_one_line(res, f"distillguard worker: data directory {str(regular)!r} is not a directory")
 

@@ -20,7 +20,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.errors import KafkaError
 
-from tests.conftest import REPO, WorkerProcess, dg_env
+from tests.conftest import REPO, WorkerProcess, dg_env, free_port
 from tests.kafka_utils import canonical
 from tests.private_kafka import SASL_PASSWORD, SASL_USER, SCRAM, PrivateBroker
 
@@ -135,7 +135,7 @@ def test_worker_simulate_replay_over_sasl_ssl(broker, tmp_path: Path):
 def test_wrong_password_fails_clearly_without_leaking(broker, tmp_path: Path, via: str):
     wrong = f"wrong-{uuid.uuid4().hex}"
     env = sasl_env(broker, tmp_path, password=wrong, via=via)
-    commands = [["worker", "--web-port", "0"]]  # the worker reads its password from the file in production
+    commands = [["worker", "--web-port", str(free_port())]]  # the worker reads its password from the file in production
     if via == "env":
         commands += [["replay", "--no-progress", "--offsets", "0:0-", "--output", str(tmp_path / "x.jsonl")],
                      ["simulate", *SIM, "--to", "kafka"]]

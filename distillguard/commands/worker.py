@@ -54,8 +54,6 @@ def check_web_port(host: str, port: int) -> None:
     traceback among ~38 Faust log lines. The port can still be taken between this check and Faust's
     bind; that rare race fails as before.
     """
-    if port == 0:  # an ephemeral port: always bindable
-        return
     where = f"web port {port} on {host or '0.0.0.0'}"
     try:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -151,6 +149,37 @@ def wait_for_broker(settings: Any, log: Any) -> None:
         return
 
 
+def check_partitions(settings: Any, log: Any) -> None:
+    """Refuse an events topic whose partition count differs from the worker's state topics.
+
+    Why: the tenant state is partitioned like the events topic. Faust stops a worker whose table changelog
+    and source topic differ (``PartitionsMismatch``) with a traceback, and a supervisor restarts it into
+    the same crash; events topics that gained partitions while workers ran end the same way. The state
+    topic's count wins once it exists; on a first start the ``partitions`` setting creates it.
+    """
+    from streams.admin import partition_counts
+
+    changelog = f"{settings.app_id}-tenant-state-changelog"
+    try:
+        counts = partition_counts(settings, [settings.events_topic, changelog])
+    except Exception as exc:  # noqa: BLE001 -- the check must not stop a worker the broker will serve
+        log.warning("partition_check_skipped", reason=f"{type(exc).__name__}: {exc}")
+        return
+    events = counts.get(settings.events_topic)
+    if events is None:  # missing: the worker waits for it, and /readyz says so
+        return
+    if changelog in counts and counts[changelog] != events:
+        raise StartupError(
+            f"the events topic {settings.events_topic!r} has {events} partitions and this app's state topic "
+            f"{changelog!r} has {counts[changelog]}; the tenant state is partitioned like the events, so they must "
+            f"match: give the events topic {counts[changelog]} partitions again, or start a new app "
+            f"(DISTILLGUARD_APP_ID) with DISTILLGUARD_PARTITIONS={events} (docs/guides/data-platform.md)")
+    if changelog not in counts and settings.partitions != events:
+        raise StartupError(
+            f"the events topic {settings.events_topic!r} has {events} partitions but DISTILLGUARD_PARTITIONS is "
+            f"{settings.partitions}; set DISTILLGUARD_PARTITIONS={events} (the tenant state is partitioned like the events)")
+
+
 def _raise_terminated(signum: int, frame: Any) -> None:
     raise _Terminated
 
@@ -187,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             signal.signal(signal.SIGTERM, previous)
         check_web_port(settings.web_host, settings.web_port)  # again: the wait may have been long
+        check_partitions(settings, log)
     except StartupError as exc:
         print(f"distillguard {NAME}: {exc}", file=sys.stderr)
         return 2
