@@ -24,6 +24,7 @@ from delivery.policy import NotificationPolicy, PolicyConfig
 from distillguard.logs import get_logger
 from distillguard.settings import Settings
 from streams import metrics
+from streams.transport import OrderedAcks, SendFailed, Sent, collecting, confirm, send, track_changelog
 from streams.webhook import WebhookSink
 
 log = get_logger(__name__)
@@ -76,6 +77,11 @@ def register_delivery(app: faust.App, settings: Settings) -> None:
                                retention=DELIVERY_RETENTION, **raw)
     notifications = app.topic(settings.notifications_topic, partitions=settings.partitions, **raw)
     table = app.Table("delivery-state", default=None, partitions=1, key_type=bytes, value_type=bytes)
+    track_changelog(table, "delivery_state")
+    # each input is acked once what it produced (a delivery record, notifications, the policy's table
+    # records) is written; a refused record has its partition delivered again from it (streams/transport.py)
+    rekey_acks = OrderedAcks(app, "delivery-rekey")
+    deliver_acks = OrderedAcks(app, "delivery")
     sink = make_sink(settings)
     config = policy_config(settings)
     holder: dict[str, NotificationPolicy] = {}
@@ -107,46 +113,80 @@ def register_delivery(app: faust.App, settings: Settings) -> None:
 
     @app.agent(alerts_in, name="distillguard.delivery-rekey")
     async def rekey(stream: faust.StreamT) -> None:
-        async for value in stream:
+        manual = stream.noack()
+        async for event in manual.events():
+            if rekey_acks.skip(event):
+                continue  # its partition is delivered again from an earlier alert (a refused send)
+            sent: Sent = []
             try:
-                alert = orjson.loads(value)
+                alert = orjson.loads(event.value)
                 if not isinstance(alert, dict):
                     raise ValueError("not a JSON object")
             except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
                 log.warning("delivery_alert_rejected", reason=str(exc)[:200])
-                continue
-            await delivery_topic.send(key=KEY, value=orjson.dumps({"type": "alert", "now": time.time(), "alert": alert}))
+            else:
+                try:
+                    await send(delivery_topic, sent, "delivery", KEY,
+                               orjson.dumps({"type": "alert", "now": time.time(), "alert": alert}))
+                except Exception as exc:  # noqa: BLE001 - refused at once by the producer: deliver it again
+                    rekey_acks.failed(event, SendFailed("delivery", delivery_topic.get_topic_name(),
+                                                        f"{type(exc).__name__}: {str(exc)[:200]}", 1))
+                    continue
+            rekey_acks.done(event, sent)
 
     @app.agent(delivery_topic, name="distillguard.delivery")
     async def deliver(stream: faust.StreamT) -> None:
-        async for value in stream:
-            p = policy()
+        manual = stream.noack()
+        async for event in manual.events():
+            if deliver_acks.skip(event):
+                continue  # delivered again from an earlier input (a refused notification)
             try:
-                msg = orjson.loads(value)
-                now = float(msg["now"])
-                notes = p.tick(now) if msg["type"] == "tick" else p.process(msg["alert"], now)
-            except Exception as exc:  # noqa: BLE001 - one bad input must not stop delivery
-                log.error("delivery_input_failed", error=f"{type(exc).__name__}: {str(exc)[:200]}")
-                notes = []
+                await deliver_one(event)
+            except SendFailed as exc:
+                holder.clear()  # the policy took the input in: rebuilt from the table, which has not
+                deliver_acks.failed(event, exc)
+
+    async def deliver_one(event: Any) -> None:
+        """One delivery input: its notifications are written (a page is rare: waiting costs nothing) before
+        the webhook gets them and the policy's changes go to the table; acked once those are written too."""
+        p = policy()
+        try:
+            msg = orjson.loads(event.value)
+            now = float(msg["now"])
+            notes = p.tick(now) if msg["type"] == "tick" else p.process(msg["alert"], now)
+        except Exception as exc:  # noqa: BLE001 - one bad input must not stop delivery
+            log.error("delivery_input_failed", error=f"{type(exc).__name__}: {str(exc)[:200]}")
+            notes = []
+        sent: Sent = []
+        if notes:
+            try:
+                for note in notes:
+                    meta = note["notification"]
+                    await send(notifications, sent, "notifications", meta["incident_key"].encode(), orjson.dumps(note))
+            except Exception as exc:  # noqa: BLE001 - refused at once by the producer
+                raise SendFailed("notifications", notifications.get_topic_name(),
+                                 f"{type(exc).__name__}: {str(exc)[:200]}", 1) from exc
+            await confirm(sent, stage="delivery", source_partition=event.message.partition)
             for note in notes:
-                meta = note["notification"]
-                await notifications.send(key=meta["incident_key"].encode(), value=orjson.dumps(note))
-                metrics.NOTIFICATIONS.labels(reason=meta["reason"]).inc()
+                metrics.NOTIFICATIONS.labels(reason=note["notification"]["reason"]).inc()
                 if sink is not None:
                     sink.offer(note)
+        with collecting(sent):
             for key, data in p.drain_changes().items():
                 k = key.encode()
                 if data is not None:
                     table[k] = data
                 elif k in table:
                     del table[k]
-            report(p)
+        deliver_acks.done(event, sent)
+        report(p)
 
     interval = tick_interval(settings)
     if interval is not None:
         @app.timer(interval=interval, on_leader=True)
         async def tick() -> None:
-            await delivery_topic.send(key=KEY, value=orjson.dumps({"type": "tick", "now": time.time()}))
+            # unchecked (a refusal is logged and counted): the next tick, seconds later, does the same work
+            await send(delivery_topic, None, "delivery", KEY, orjson.dumps({"type": "tick", "now": time.time()}))
 
     if sink is not None:
         @app.task
@@ -159,5 +199,7 @@ def register_delivery(app: faust.App, settings: Settings) -> None:
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
+        rekey_acks.revoked(revoked)
+        deliver_acks.revoked(revoked)
         if any(tp.topic == delivery_topic.get_topic_name() for tp in revoked):
             holder.clear()  # the next owner may change the state: rebuild from the table when we own it again

@@ -79,6 +79,9 @@ CATCH_UP = Counter("distillguard_catch_up_events", "events read outside the grou
                    "its restored checkpoint (docs/RELIABILITY.md)", registry=REGISTRY)
 IDLE_PARTITIONS = Gauge("distillguard_partitions_idle", "owned events partitions this worker declares idle (they do not "
                         "hold cluster windows back: docs/STREAMING.md)", registry=REGISTRY)
+SEND_FAILURES = Counter("distillguard_send_failures", "records the broker refused or did not confirm, by destination topic "
+                        "role (alerts, dead_letters, ...): their source events are processed again, nothing is "
+                        "committed past them (docs/RELIABILITY.md)", ["topic"], registry=REGISTRY)
 CHECKPOINT_AGE = Gauge("distillguard_checkpoint_age_seconds", "seconds since the last state checkpoint", registry=REGISTRY)
 
 

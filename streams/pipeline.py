@@ -44,6 +44,7 @@ from typing import Any, cast
 import faust
 import orjson
 from faust.streams import _current_event as faust_current_event  # see ChangelogSource
+from faust.types import TP
 
 from detectors.common import DetectorConfig
 from detectors.stages import ClusterStage, TenantStage
@@ -57,7 +58,8 @@ from schemas.formats import ALERT_MAPPERS
 from streams import chunked, metrics
 from streams.catchup import read_range
 from streams.ingest import make_codec
-from streams.transport import Consumer, Transport
+from streams.transport import (Consumer, OrderedAcks, SendFailed, Sent, Transport, collecting, confirm, retry_delay,
+                               send, track_changelog)
 from streams.watermarks import SourceWatermarks
 
 log = get_logger(__name__)
@@ -102,6 +104,7 @@ class PartitionRuntime:
     wm_moved: float = field(default_factory=time.monotonic)
     delivered_seen: int = -1  # the last delivered offset the upkeep timer saw, and when it last changed
     delivered_moved: float = field(default_factory=time.monotonic)
+    sent: Sent = field(default_factory=list)  # records sent for the pending events, confirmed at the checkpoint
 
 
 class ChangelogSource:
@@ -154,6 +157,11 @@ class ClusterRuntime:
     duplicates: int = 0
     pending: list[Any] = field(default_factory=list)
     last_checkpoint: float = field(default_factory=time.monotonic)
+    sent: Sent = field(default_factory=list)  # records sent for the pending records, confirmed at the checkpoint
+
+
+# the fields of a feedback record (schemas/feedback.schema.json): the only ones forwarded to internal topics
+FEEDBACK_FIELDS = ("alert_id", "label", "tenant_id", "note")
 
 
 def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig | None = None) -> None:
@@ -176,6 +184,14 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
     model_first_seen: dict[str, float] = {}
     valid, invalid = metrics.EVENTS.labels(result="valid"), metrics.EVENTS.labels(result="invalid")
     tenants_store = TableTenants(state)
+    track_changelog(state, "tenant_state")  # its records' futures: confirmed at each checkpoint (``collecting``)
+    # events partition -> [consecutive send failures, monotonic time it may go on, offset to deliver it again
+    # from (None once asked for), highest offset that failed]: a partition whose output was refused waits
+    # (back-off) before it is retried
+    retry: dict[int, list[Any]] = {}
+    # events partition -> tenant-state keys whose changelog records were refused: written again (from the
+    # table) with the next checkpoint, which only rewrites the tenants changed since
+    rewrite: dict[int, set[bytes]] = {}
 
     def checkpoint_key(partition: int) -> bytes:
         return b"%s/%d" % (CHECKPOINT_KEY, partition)
@@ -225,15 +241,21 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         det.reload(tid)  # through the stage's store, so a restored tenant joins its eviction order
         return det
 
-    async def publish(alerts: list[dict[str, Any]], source: dict[str, Any] | None = None) -> None:
-        """Send alerts; ``source`` (topic/partition/offset of the input that triggered them) goes to metadata."""
+    async def publish(alerts: list[dict[str, Any]], source: dict[str, Any] | None = None,
+                      sent: Sent | None = None) -> None:
+        """Send alerts; ``source`` (topic/partition/offset of the input that triggered them) goes to metadata.
+
+        ``sent``: where the sends are kept, confirmed before the input is acked; an alert is counted in the
+        metrics once the broker has written it.
+        """
         for alert in alerts:
             if source:
                 alert["metadata"] = source
             subject = alert.get("tenant_id") or alert.get("cluster_id") or alert["alert_id"]
-            for mapper, topic in format_topics:  # each enabled format, same key as the contract alert
-                await topic.send(key=subject.encode(), value=orjson.dumps(mapper(alert)))
-            metrics.ALERTS.labels(kind=alert["kind"], severity=alert["severity"], status=alert["status"]).inc()
+            counter = metrics.ALERTS.labels(kind=alert["kind"], severity=alert["severity"], status=alert["status"])
+            for i, (mapper, topic) in enumerate(format_topics):  # each enabled format, same key as the contract alert
+                await send(topic, sent, "alerts", subject.encode(), orjson.dumps(mapper(alert)),
+                           counter.inc if i == 0 else None)
 
     def buffer_summaries(rt: PartitionRuntime, offset: int) -> None:
         """Move the key summaries the last event produced into the partition's buffer, with their sequence."""
@@ -284,7 +306,9 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                             rt.last_marker = batch["watermark"] = wm
                         if idle:  # with the owner's wall time: the declaration lapses idle_partition_seconds later
                             batch["idle"], batch["at"] = True, time.time()
-                    await summaries_topic.send(key=b"s", value=orjson.dumps(batch))
+                    # kept with the pending events they come from (none pending: the idle timer's marker alone)
+                    await send(summaries_topic, rt.sent if rt.pending else None, "cluster_summaries", b"s",
+                               orjson.dumps(batch))
                 if tick or idle:
                     if rt.idle_declared != idle:
                         log.info("partition_idle" if idle else "partition_active", partition=rt.partition,
@@ -306,18 +330,43 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         await forward_summaries(rt, offset, flush=True)
         if runtimes.get(rt.partition) is not rt:
             return
+        # every record sent for the pending events (alerts, dead letters, summaries) must be written before the
+        # state that covers them is: a refused one raises SendFailed and the partition restarts from the last
+        # checkpoint, so the events are processed (and their records sent) again
+        await confirm(rt.sent, source_partition=rt.partition, stage="tenant")
+        if runtimes.get(rt.partition) is not rt:  # revoked while waiting: the next owner has the events
+            return
         source = ChangelogSource(rt.pending[-1])  # the changelog partition = the events partition
         token = faust_current_event.set(weakref.ref(source))  # type: ignore[arg-type]
+        written: Sent = []
         try:
-            det = rt.stage.detector
-            for tid in sorted(rt.stage.drain_dirty()):
-                if tid in det:
-                    state[tenant_key(tid)] = det.snapshot(tid)
-            chunked.write(state, pending_key(rt.partition),
-                          orjson.dumps({"offset": offset, "pending": rt.stage.pending()}), settings.state_chunk_bytes)
-            state[checkpoint_key(rt.partition)] = orjson.dumps({"offset": offset, "meta": rt.stage.meta()})
+            with collecting(written):
+                for key in sorted(rewrite.get(rt.partition, ())):  # refused at an earlier checkpoint
+                    value = state.get(key)
+                    if value is not None:
+                        state[key] = value
+                det = rt.stage.detector
+                for tid in sorted(rt.stage.drain_dirty()):
+                    if tid in det:
+                        state[tenant_key(tid)] = det.snapshot(tid)
+                chunked.write(state, pending_key(rt.partition),
+                              orjson.dumps({"offset": offset, "pending": rt.stage.pending()}),
+                              settings.state_chunk_bytes)
+                state[checkpoint_key(rt.partition)] = orjson.dumps({"offset": offset, "meta": rt.stage.meta()})
         finally:
             faust_current_event.reset(token)
+        keys = {cast(Any, fut).message.key for fut, _, _ in written}
+        try:  # the changelog records too: the events are acked (their offsets committable) only once they are in
+            await confirm(written, source_partition=rt.partition, stage="tenant")
+        except SendFailed:
+            rewrite.setdefault(rt.partition, set()).update(k for k in keys if isinstance(k, bytes))
+            raise
+        if runtimes.get(rt.partition) is not rt:  # revoked while waiting: its events stay un-acked
+            return
+        rewrite.pop(rt.partition, None)
+        hold = retry.get(rt.partition)
+        if hold is not None and offset >= hold[3]:  # past what failed: the next failure backs off from 1 s again
+            del retry[rt.partition]
         rt.checkpointed_offset = offset
         ack = app.consumer.ack
         for message in rt.pending:
@@ -334,18 +383,18 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         rt.tenants_at_checkpoint = len(rt.stage.detector)
 
     async def dead_letter(key: bytes | None, data: bytes, reason: str, label: str, source: tuple[str, int, int],
-                          usage_event: bool = True) -> None:
+                          usage_event: bool = True, sent: Sent | None = None) -> None:
         """Send an input (from ``source`` = topic, partition, offset) to the dead-letter topic with its reason.
 
-        ``usage_event``: count it as an invalid event.
+        ``usage_event``: count it as an invalid event. ``sent``: where the send is kept, confirmed before the
+        input is acked (the dead-letter metric counts it once written).
         """
         topic, partition, offset = source
         record = dead_letter_record(data, reason, settings.max_event_bytes, source_topic=topic,
                                     source_partition=partition, source_offset=offset)
-        await dlq_topic.send(key=key, value=orjson.dumps(record))
+        await send(dlq_topic, sent, "dead_letters", key, orjson.dumps(record), metrics.DLQ.labels(reason=label).inc)
         if usage_event:
             invalid.inc()
-        metrics.DLQ.labels(reason=label).inc()
 
     async def handle(rt: PartitionRuntime, data: bytes, key: bytes | None, source: tuple[str, int, int],
                      appended: float | None) -> None:
@@ -358,21 +407,22 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         try:
             ev = codec.decode(data)
         except DecodeError as exc:
-            await dead_letter(key, data, exc.reason, metrics.reason_label(exc.field, exc.reason), source)
+            await dead_letter(key, data, exc.reason, metrics.reason_label(exc.field, exc.reason), source, sent=rt.sent)
             return
         try:
             alerts = rt.stage.process(ev)  # restores the tenant from the table if it was evicted
         except Exception as exc:  # noqa: BLE001 - a detector bug must neither stop the partition nor lose the event
             log.exception("event_processing_failed", partition=partition, offset=offset, error=type(exc).__name__)
             await dead_letter(key, data, f"processing failed: {type(exc).__name__}: {str(exc)[:200]}",
-                              "processing_failed", source)
+                              "processing_failed", source, sent=rt.sent)
             return
         if rt.stage.rejected is not None:  # a replayed event id: dropped, dead-lettered
-            await dead_letter(key, data, rt.stage.rejected, "replay", source)
+            await dead_letter(key, data, rt.stage.rejected, "replay", source, sent=rt.sent)
         else:
             valid.inc()
         if alerts:  # (most events raise none: skip building the source and awaiting a no-op)
-            await publish(alerts, {"source_topic": topic, "source_partition": partition, "source_offset": offset})
+            await publish(alerts, {"source_topic": topic, "source_partition": partition, "source_offset": offset},
+                          rt.sent)
         if summaries_due(rt, offset):
             await forward_summaries(rt, offset)
         if appended:
@@ -417,25 +467,54 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
 
         Returns None, or (after a failure) the offset the partition must be delivered again from.
         """
+        hold = retry.get(msg.partition)
+        if hold is not None and hold[2] is not None:  # restarted: waiting out its back-off
+            if time.monotonic() < hold[1]:
+                return None  # neither processed nor acked: delivered again from hold[2]
+            again, hold[2] = hold[2], None
+            return cast(int, again)
         rt = runtime(msg.partition, msg.offset)
         try:
             await detect_one(rt, msg)
         except Exception as exc:  # noqa: BLE001 - e.g. a send that failed: start the partition again
-            return await restart_partition(rt, msg, exc)
+            restart_partition(rt, msg, exc)
         return None
 
-    async def restart_partition(rt: PartitionRuntime, msg: Any, exc: Exception) -> int:
-        """Drop a partition's runtime after a failure that left an event half done (its alerts or
-        summaries maybe unsent), and have the consumer deliver the partition again from its last
-        checkpoint: a new runtime restores that checkpoint, so nothing un-acked is lost or counted twice
-        (alert ids are deterministic). Waits a second first, so a failure that persists (a broker
-        outage) does not spin."""
+    def restart_partition(rt: PartitionRuntime, msg: Any, exc: Exception) -> None:
+        """Drop a partition's runtime after a failure that left an event half done or un-checkpointed (its
+        alerts, dead letters or summaries unsent or refused by the broker), and have the consumer deliver
+        the partition again from its last checkpoint: a new runtime restores that checkpoint, so nothing
+        un-acked is lost or counted twice (alert ids are deterministic).
+
+        Not at once: the partition waits ``retry_delay`` (1 s, doubling up to 30 s while it keeps failing;
+        its messages meanwhile are skipped, un-acked), so a failure that persists (a broker outage, a
+        topic that refuses the records) stalls the partition with one error per attempt instead of
+        spinning, and the consumer's other partitions go on. ``partition_upkeep`` asks for the redelivery
+        if no message of the partition comes after the back-off."""
+        if runtimes.get(rt.partition) is not rt:  # revoked (or restarted) meanwhile: nothing to hold back
+            log.error("partition_restart_skipped", partition=rt.partition, offset=msg.offset,
+                      error=f"{type(exc).__name__}: {str(exc)[:300]}", reason="the partition's runtime is gone")
+            return
+        hold = retry.setdefault(rt.partition, [0, 0.0, None, -1])
+        hold[0] += 1
+        hold[3] = max(hold[3], rt.processed_offset)  # a checkpoint past it ends the back-off
+        # from its checkpoint, or from its first un-acked event if that is earlier (a runtime restored from a
+        # checkpoint whose changelog records were refused: the events it covers were never acked)
+        again = min([rt.checkpointed_offset + 1, *(m.offset for m in rt.pending[:1])])
+        delay = retry_delay(hold[0])
+        hold[1], hold[2] = time.monotonic() + delay, again
         log.error("partition_restarted", partition=rt.partition, offset=msg.offset,
-                  error=f"{type(exc).__name__}: {str(exc)[:200]}", redeliver_from=rt.checkpointed_offset + 1)
+                  error=f"{type(exc).__name__}: {str(exc)[:300]}", redeliver_from=again,
+                  retry_in_seconds=delay, consecutive_failures=hold[0])
         if runtimes.get(rt.partition) is rt:
             del runtimes[rt.partition]
-        await asyncio.sleep(1.0)
-        return rt.checkpointed_offset + 1
+        tp = TP(events_topic.get_topic_name(), rt.partition)
+
+        def release() -> None:  # the back-off is over: deliver the partition again from its checkpoint
+            if retry.get(rt.partition) is hold and hold[2] == again and tp in app.consumer.assignment():
+                hold[2] = None
+                cast(Consumer, app.consumer).redeliver(tp, again)
+        asyncio.get_running_loop().call_later(delay, release)
 
     async def detect_one(rt: PartitionRuntime, msg: Any) -> None:
         """The work of :func:`detect` for one message of the partition's runtime."""
@@ -473,52 +552,103 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             return
         async with rt.work_lock:
             if rt.pending and runtimes.get(rt.partition) is rt:
-                await checkpoint(rt, rt.processed_offset)
+                try:
+                    await checkpoint(rt, rt.processed_offset)
+                except Exception as exc:  # noqa: BLE001 - e.g. a refused alert: the partition starts again
+                    restart_partition(rt, rt.pending[-1], exc)
+
+    rekey_acks = OrderedAcks(app, "feedback-rekey")
+    feedback_acks = OrderedAcks(app, "feedback")
 
     @app.agent(feedback_topic, name="distillguard.feedback-rekey")
     async def rekey_feedback(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            msg = event.message
-            value = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+        """Verdicts to the tenant's partition of ``feedback-by-tenant`` (cluster verdicts to the summary topic),
+        with the schema's fields only; each verdict is acked once what it became is written."""
+        manual = stream.noack()
+        async for event in manual.events():
+            if rekey_acks.skip(event):
+                continue  # its partition is delivered again from an earlier verdict (a refused send)
+            sent: Sent = []
             try:
-                record = orjson.loads(value)
-            except orjson.JSONDecodeError as exc:
-                found = [f"invalid JSON: {exc}"]
+                await rekey_one(event, sent)
+            except SendFailed as exc:
+                rekey_acks.failed(event, exc)
+            except Exception as exc:  # noqa: BLE001 - e.g. the producer refused at once: deliver it again
+                rekey_acks.failed(event, SendFailed("feedback_by_tenant", by_tenant.get_topic_name(),
+                                                    f"{type(exc).__name__}: {str(exc)[:200]}", 1))
             else:
-                found = feedback_problems(record)
-            if found:  # the schema's rule, as `distillguard feedback` and `detect --feedback` apply it
-                reason = "invalid feedback: " + "; ".join(found)
-                log.warning("feedback_rejected", reason=reason[:200], partition=msg.partition, offset=msg.offset)
-                await dead_letter(msg.key, value, reason, "feedback", (msg.topic, msg.partition, msg.offset),
-                                  usage_event=False)
-                continue
-            tenant = record["tenant_id"]
-            if str(record.get("alert_id", "")).startswith("c-"):
-                await summaries_topic.send(key=b"s", value=orjson.dumps({"type": "feedback", "record": record}))
-            else:
-                await by_tenant.send(key=tenant.encode(), value=orjson.dumps(record))
+                rekey_acks.done(event, sent)
+
+    async def rekey_one(event: Any, sent: Sent) -> None:
+        msg = event.message
+        value = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+        try:
+            record = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            found = [f"invalid JSON: {exc}"]
+        else:
+            found = feedback_problems(record)
+        if found:  # the schema's rule, as `distillguard feedback` and `detect --feedback` apply it
+            reason = "invalid feedback: " + "; ".join(found)
+            log.warning("feedback_rejected", reason=reason[:200], partition=msg.partition, offset=msg.offset)
+            await dead_letter(msg.key, value, reason, "feedback", (msg.topic, msg.partition, msg.offset),
+                              usage_event=False, sent=sent)
+            return
+        # only the fields the schema defines: anything else (an ``extra`` with prompt text) stays out of topics
+        record = {name: record[name] for name in FEEDBACK_FIELDS if record.get(name) is not None}
+        tenant = record["tenant_id"]
+        if str(record.get("alert_id", "")).startswith("c-"):
+            await send(summaries_topic, sent, "cluster_summaries", b"s",
+                       orjson.dumps({"type": "feedback", "record": record}))
+        else:
+            await send(by_tenant, sent, "feedback_by_tenant", tenant.encode(), orjson.dumps(record))
 
     @app.agent(by_tenant, name="distillguard.feedback")
     async def apply_feedback(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            record = orjson.loads(event.value)
-            rt = runtime(event.message.partition)
-            tid = record["tenant_id"]
-            det = load_tenant(rt, tid)
-            alerts = det.apply_feedback(record)
-            if tid in det:
+        """Apply a verdict to its tenant; acked once its alerts and the tenant's new snapshot are written."""
+        manual = stream.noack()
+        async for event in manual.events():
+            if feedback_acks.skip(event):
+                continue  # its partition is delivered again from an earlier verdict (a refused send)
+            try:
+                await apply_one(event)
+            except SendFailed as exc:
+                feedback_acks.failed(event, exc)
+
+    async def apply_one(event: Any) -> None:
+        record = orjson.loads(event.value)
+        rt = runtime(event.message.partition)
+        tid = record["tenant_id"]
+        det = load_tenant(rt, tid)
+        alerts = det.apply_feedback(record)
+        sent: Sent = []
+        if alerts:  # written before the tenant's snapshot (a verdict is rare: waiting here costs nothing)
+            await publish(alerts, sent=sent)
+            try:
+                await confirm(sent, stage="feedback", source_partition=event.message.partition)
+            except SendFailed as exc:
+                # the tenant in memory has the verdict applied, its snapshot in the table not: restart the
+                # events partition (restored from its checkpoint) and apply the verdict again after it
+                restart_partition(rt, event.message, exc)
+                raise
+        if tid in det:
+            with collecting(sent):
                 state[tenant_key(tid)] = det.snapshot(tid)  # a verdict is checkpointed at once
-            if det.feedback_result == "unmatched":  # a typo or an older incident: it must not silence this one
-                log.warning("feedback_unmatched", label=record.get("label"), alert_id=record.get("alert_id"),
-                            reason="not an alert of the tenant's open or last resolved incident")
-            elif det.feedback_result == "applied":
-                log.info("feedback_applied", label=record.get("label"), alert_id=record.get("alert_id"))
-            else:  # an unknown label (ignored)
-                log.info("feedback_not_applied", result=det.feedback_result, label=record.get("label"),
-                         alert_id=record.get("alert_id"))
-            await publish(alerts)
+        feedback_acks.done(event, sent)
+        if det.feedback_result == "unmatched":  # a typo or an older incident: it must not silence this one
+            log.warning("feedback_unmatched", label=record.get("label"), alert_id=record.get("alert_id"),
+                        reason="not an alert of the tenant's open or last resolved incident")
+        elif det.feedback_result == "applied":
+            log.info("feedback_applied", label=record.get("label"), alert_id=record.get("alert_id"))
+        else:  # an unknown label (ignored)
+            log.info("feedback_not_applied", result=det.feedback_result, label=record.get("label"),
+                     alert_id=record.get("alert_id"))
 
     cluster_state = app.Table("cluster-state", default=None, partitions=1, key_type=bytes, value_type=bytes)
+    track_changelog(cluster_state, "cluster_state")
+    # the summary partition's restart after a refused send: [consecutive failures, offset it is delivered
+    # again from (skip anything later until it comes), or None]
+    cluster_retry: list[Any] = [0, None]
     cluster = ClusterRuntime(ClusterStage(config), SourceWatermarks(parts, settings.idle_partition_seconds))
 
     def cluster_runtime() -> ClusterRuntime:
@@ -546,11 +676,24 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         return cluster
 
     async def checkpoint_cluster(crt: ClusterRuntime, stream: faust.StreamT, offset: int) -> None:
-        """Write the cluster stage and the covered offset, then ack what it covers (as for tenant state)."""
+        """Write the cluster stage and the covered offset, then ack what it covers (as for tenant state).
+
+        The records sent for those records (cluster alerts, dead letters) are confirmed first and the
+        state's changelog records after writing it: SendFailed if any was refused (nothing acked).
+        """
+        await confirm(crt.sent, stage="cluster")
+        if not crt.restored:  # the summary partition was revoked while waiting: the next owner has the records
+            return
         doc = orjson.dumps({"offset": offset, **crt.sources.to_doc(),
                             "applied": {str(p): list(seq) for p, seq in crt.applied.items()}})
-        chunked.write(cluster_state, CLUSTER_KEY, len(doc).to_bytes(4, "big") + doc + crt.stage.snapshot(),
-                      settings.state_chunk_bytes)
+        written: Sent = []
+        with collecting(written):
+            chunked.write(cluster_state, CLUSTER_KEY, len(doc).to_bytes(4, "big") + doc + crt.stage.snapshot(),
+                          settings.state_chunk_bytes)
+        await confirm(written, stage="cluster")
+        if not crt.restored:
+            return
+        cluster_retry[0] = 0
         crt.checkpointed_offset = offset
         for ev in crt.pending:
             await stream.ack(ev)
@@ -561,18 +704,52 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
     async def cluster_agent(stream: faust.StreamT) -> None:
         manual = stream.noack()
         async for event in manual.events():
+            msg, offset = event.message, event.message.offset
+            if cluster_retry[1] is not None:  # restarted after a refused send: waiting for its redelivery
+                if offset > cluster_retry[1]:
+                    continue
+                cluster_retry[1] = None
             crt = cluster_runtime()
             crt.pending.append(event)
-            msg, offset = event.message, event.message.offset
             if offset <= crt.processed_offset:
                 continue  # part of the restored stage, or applied already (a delivery from before a seek)
-            if crt.resuming:
-                await resume(crt, "cluster", msg, lambda r, crt=crt, topic=msg.topic: cluster_record(
-                    crt, r.key, r.value or b"", (topic, r.partition, r.offset), manual))
-            await cluster_record(crt, event.key, bytes(event.value or b""), (msg.topic, msg.partition, offset), manual)
-            if (len(crt.pending) >= settings.checkpoint_events
-                    or time.monotonic() - crt.last_checkpoint >= settings.checkpoint_seconds):
-                await checkpoint_cluster(crt, manual, offset)
+            try:
+                if crt.resuming:
+                    await resume(crt, "cluster", msg, lambda r, crt=crt, topic=msg.topic: cluster_record(
+                        crt, r.key, r.value or b"", (topic, r.partition, r.offset), manual))
+                await cluster_record(crt, event.key, bytes(event.value or b""), (msg.topic, msg.partition, offset),
+                                     manual)
+                if (len(crt.pending) >= settings.checkpoint_events
+                        or time.monotonic() - crt.last_checkpoint >= settings.checkpoint_seconds):
+                    await checkpoint_cluster(crt, manual, offset)
+            except SendFailed as exc:
+                restart_cluster(crt, msg, exc)
+
+    def restart_cluster(crt: ClusterRuntime, msg: Any, exc: SendFailed) -> None:
+        """As :func:`restart_partition` for the cluster stage: drop it (restored from its checkpoint again) and
+        have the summary partition delivered again from that checkpoint after a back-off."""
+        cluster_retry[0] += 1
+        delay, again = retry_delay(cluster_retry[0]), crt.checkpointed_offset + 1
+        log.error("partition_restarted", stage="cluster", topic=msg.topic, partition=msg.partition,
+                  offset=msg.offset, error=f"SendFailed: {exc}"[:300], redeliver_from=again,
+                  retry_in_seconds=delay, consecutive_failures=cluster_retry[0])
+        reset_cluster()
+        cluster_retry[1] = again
+        tp = msg.tp
+
+        def redeliver() -> None:
+            if cluster_retry[1] == again and tp in app.consumer.assignment():
+                cast(Consumer, app.consumer).redeliver(tp, again)
+        asyncio.get_running_loop().call_later(delay, redeliver)
+
+    def reset_cluster() -> None:
+        """Forget the cluster stage: the next record restores it from the table (its latest checkpoint)."""
+        cluster.stage, cluster.restored, cluster.checkpointed_offset = ClusterStage(config), False, -1
+        cluster.processed_offset, cluster.resuming = -1, True
+        cluster.sources.clear()
+        cluster.applied.clear()
+        cluster.pending.clear()
+        cluster.sent.clear()
 
     async def cluster_record(crt: ClusterRuntime, key: bytes | None, data: bytes, source: tuple[str, int, int],
                              stream: faust.StreamT) -> None:
@@ -581,16 +758,29 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         try:
             await apply_cluster_record(crt, orjson.loads(data), source[2], stream)
         except Exception as exc:  # noqa: BLE001 - one unreadable record must not stop the cluster stage
+            if isinstance(exc, SendFailed):
+                raise
             log.exception("cluster_record_failed", offset=source[2], error=type(exc).__name__)
             await dead_letter(key, data, f"cluster record failed: {type(exc).__name__}: {str(exc)[:200]}",
-                              "cluster_record", source, usage_event=False)
+                              "cluster_record", source, usage_event=False, sent=crt.sent)
 
     async def apply_cluster_record(crt: ClusterRuntime, rec: dict[str, Any], offset: int, stream: faust.StreamT) -> None:
         """One summary-topic record: a batch of summaries (maybe with a watermark marker) or a cluster verdict."""
         stage = crt.stage
         if rec["type"] == "feedback":
-            det = stage.detector
-            await publish(det.apply_feedback(rec["record"], det.incident_for_alert(rec["record"]["alert_id"])))
+            det, record = stage.detector, rec["record"]
+            label, alert_id = record.get("label"), record.get("alert_id")
+            cluster_id = det.incident_for_alert(alert_id)
+            alerts = det.apply_feedback(record, cluster_id)
+            if alerts:
+                log.info("feedback_applied", scope="cluster", label=label, alert_id=alert_id, cluster_id=cluster_id)
+            elif label not in ("false_positive", "benign_expected"):
+                log.info("feedback_not_applied", scope="cluster", result="ignored", label=label, alert_id=alert_id)
+            else:  # (an unknown id, or a verdict on an incident already resolved, e.g. a duplicate verdict)
+                log.warning("feedback_unmatched", scope="cluster", label=label, alert_id=alert_id,
+                            reason="no open cluster incident issued this alert (unknown id, or the incident is "
+                            "already resolved, e.g. by an earlier verdict)")
+            await publish(alerts, sent=crt.sent)
             await checkpoint_cluster(crt, stream, offset)  # a verdict is checkpointed at once
             return
         part, dup_before = int(rec["partition"]), crt.duplicates
@@ -614,7 +804,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             crt.sources.report(part, None if wm is None else float(wm), idle is True, float(rec.get("at") or 0.0))
             combined = crt.sources.combined(time.time())
             if combined is not None:
-                await publish(stage.advance(combined))
+                await publish(stage.advance(combined), sent=crt.sent)
 
     @app.timer(interval=5.0)
     async def report_progress() -> None:
@@ -654,6 +844,12 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         now = time.monotonic()
         for tp in list(app.consumer.assignment()):
             if tp.topic != settings.events_topic:
+                continue
+            hold = retry.get(tp.partition)
+            if hold is not None and hold[2] is not None:  # restarted after a failure (restart_partition)
+                if now >= hold[1]:  # back-off over and no message of it came to ask for the redelivery
+                    cast(Consumer, app.consumer).redeliver(tp, hold[2])
+                    hold[2] = None
                 continue
             rt = runtime(tp.partition)
             await checkpoint_quiet(rt)
@@ -711,7 +907,12 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
+        rekey_acks.revoked(revoked)
+        feedback_acks.revoked(revoked)
         for tp in revoked:
+            if tp.topic == settings.events_topic:
+                retry.pop(tp.partition, None)  # the next owner starts from the committed offset
+                rewrite.pop(tp.partition, None)
             if tp.topic == settings.events_topic and tp.partition in runtimes:
                 rt = runtimes.pop(tp.partition)
                 await withdraw_idle(rt)
@@ -723,10 +924,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             elif tp.topic == summaries_topic.get_topic_name() and cluster.restored:
                 # the next owner (maybe this worker again) restores from the table, which has the latest checkpoint
                 log.info("cluster_stage_revoked", unacked_records=len(cluster.pending))
-                cluster.stage, cluster.restored, cluster.checkpointed_offset = ClusterStage(config), False, -1
-                cluster.processed_offset, cluster.resuming = -1, True
-                cluster.sources.clear()
-                cluster.applied.clear()
-                cluster.pending.clear()
+                reset_cluster()
+                cluster_retry[:] = [0, None]
 
 

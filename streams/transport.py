@@ -44,7 +44,10 @@ the committed offsets came in between (it supersedes them).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable
+import contextlib
+import contextvars
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Iterator
 from typing import Any, ClassVar, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -53,6 +56,7 @@ from faust.types import TP, ConsumerT, Message
 from mode import Service, ServiceT
 
 from distillguard.logs import get_logger
+from streams import metrics
 from streams.admin import wait_for_topics
 
 log = get_logger(__name__)
@@ -343,3 +347,234 @@ class Transport(faust_aiokafka.Transport):
         super().__init__(*args, **kwargs)
         self.direct: dict[str, DirectHandler] = {}
 
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Checking what the worker sent.
+#
+# ``await topic.send(...)`` only puts a record in the producer's buffer: a record the broker refuses (a
+# topic's max.message.bytes, a deleted topic, an authorization error) never raises there. Faust's producer
+# sets the refusal on the future ``send`` returns (aiokafka's, or the FutureMessage of a table's changelog
+# write via ``Topic._on_published``) and otherwise only logs a warning. Every record the worker sends is
+# therefore kept, with its destination, in a :data:`Sent` list of the input it belongs to (an events
+# partition's un-checkpointed events, one stream event) and :func:`confirm`-ed before the offsets of that
+# input are acked, so nothing is committed past an event whose output was not written (docs/RELIABILITY.md).
+
+Sent = list[tuple[asyncio.Future, str, str]]  # (send future, destination role, destination topic)
+CONFIRM_TIMEOUT = 120.0  # a send not confirmed by then counts as failed (Faust lets aiokafka retry for 20 min)
+RETRY_MIN_SECONDS, RETRY_MAX_SECONDS = 1.0, 30.0  # back-off of a partition whose output keeps being refused
+_collecting: contextvars.ContextVar[Sent | None] = contextvars.ContextVar("distillguard_sent", default=None)
+
+
+class SendFailed(Exception):
+    """Records sent for an input were refused by the broker (or not confirmed): the input must be processed again."""
+
+    def __init__(self, role: str, topic: str, reason: str, failed: int) -> None:
+        super().__init__(f"{failed} record(s) for the {role} topic {topic!r} not written: {reason}")
+        self.role, self.topic, self.reason, self.failed = role, topic, reason, failed
+
+
+def retry_delay(failures: int) -> float:
+    """Seconds to wait before processing a partition again after its ``failures``-th consecutive send failure."""
+    return min(RETRY_MAX_SECONDS, RETRY_MIN_SECONDS * 2 ** max(0, min(failures - 1, 10)))
+
+
+def send_error(fut: asyncio.Future) -> str | None:
+    """The broker's reason a finished send failed (None: written). Retrieves the exception (no asyncio warning)."""
+    if fut.cancelled():
+        return "send cancelled"
+    exc = fut.exception()
+    if exc is None:
+        return None
+    return f"{type(exc).__name__}: {str(exc)[:200]}"  # a Kafka error names its code, never the record
+
+
+async def send(topic: Any, sent: Sent | None, role: str, key: bytes | None, value: bytes,
+               on_written: Callable[[], None] | None = None) -> None:
+    """``topic.send`` whose result is kept in ``sent`` (checked by :func:`confirm` before the source is acked).
+
+    ``on_written``: called once the broker has the record (the metrics count written records only).
+    ``sent`` None: nobody checks it; a refusal is still logged (``send_failed``) and counted.
+    """
+    # what ``Topic.send`` does (without attachments, which are off), keeping the FutureMessage: Faust's
+    # ``_on_published`` sets the broker's answer on it, and checking it here retrieves a refusal (else asyncio
+    # logs "FutureMessage exception was never retrieved")
+    fut = topic.as_future_message(key=key, value=value)
+    await topic.publish_message(fut)
+    track(fut, sent, role, topic.get_topic_name(), on_written)
+
+
+def track(fut: asyncio.Future, sent: Sent | None, role: str, topic_name: str,
+          on_written: Callable[[], None] | None = None) -> None:
+    """Keep a send's future in ``sent`` (or, without one, log and count its failure when it comes)."""
+    if on_written is not None:
+        fut.add_done_callback(lambda f: on_written() if not f.cancelled() and f.exception() is None else None)
+    fut.add_done_callback(send_error)  # retrieved even if nobody checks it any more (a restarted partition)
+    if sent is not None:
+        sent.append((fut, role, topic_name))
+        return
+
+    def unchecked(f: asyncio.Future) -> None:
+        reason = send_error(f)
+        if reason is not None:
+            metrics.SEND_FAILURES.labels(topic=role).inc()
+            log.error("send_failed", topic=topic_name, role=role, reason=reason, checked=False,
+                      action="not re-sent: nothing waits for this record (docs/RELIABILITY.md)")
+    fut.add_done_callback(unchecked)
+
+
+@contextlib.contextmanager
+def collecting(sent: Sent) -> Iterator[Sent]:
+    """Table writes in this block keep their changelog records' futures in ``sent`` (see :func:`track_changelog`)."""
+    token = _collecting.set(sent)
+    try:
+        yield sent
+    finally:
+        _collecting.reset(token)
+
+
+def track_changelog(table: Any, role: str) -> None:
+    """Keep the futures of ``table``'s changelog records: in the :func:`collecting` list if there is one (its
+    writer confirms them before acking), else logged and counted when one fails.
+
+    Faust's ``Table.on_key_set``/``on_key_del`` send through ``self.send_changelog``, which returns the
+    record's FutureMessage; ``Topic._on_published`` sets the broker's refusal on it.
+    """
+    original = table.send_changelog
+
+    def send_changelog(partition: int | None, key: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
+        fut = original(partition, key, value, *args, **kwargs)
+        track(fut, _collecting.get(), role, table.changelog_topic.get_topic_name())
+        return fut
+
+    table.send_changelog = send_changelog
+
+
+async def confirm(sent: Sent, **where: Any) -> None:
+    """Wait until every record in ``sent`` is written (one broker round trip for all), and empty it.
+
+    A refused record (or one not confirmed within ``CONFIRM_TIMEOUT``) is logged as ``send_failed`` with its
+    destination, ``where`` (e.g. the source partition) and the broker's reason, never the record's content,
+    counted in ``distillguard_send_failures{topic=<role>}``, and raised as :class:`SendFailed`.
+    """
+    if not sent:
+        return
+    records, sent[:] = list(sent), []
+    waiting = [f for f, _, _ in records if not f.done()]
+    if waiting:
+        await asyncio.wait(waiting, timeout=CONFIRM_TIMEOUT)
+    failed: dict[tuple[str, str], list[Any]] = {}
+    for fut, role, topic in records:
+        reason = send_error(fut) if fut.done() else f"not confirmed within {CONFIRM_TIMEOUT:g} s"
+        if reason is not None:
+            failed.setdefault((role, topic), [0, reason])[0] += 1
+    if not failed:
+        return
+    for (role, topic), (count, reason) in failed.items():
+        metrics.SEND_FAILURES.labels(topic=role).inc(count)
+        log.error("send_failed", topic=topic, role=role, records=count, reason=reason, **where)
+    (role, topic), (count, reason) = next(iter(failed.items()))
+    raise SendFailed(role, topic, reason, count)
+
+
+class _Pending:
+    __slots__ = ("event", "sent")
+
+    def __init__(self, event: Any, sent: Sent) -> None:
+        self.event, self.sent = event, sent
+
+
+class OrderedAcks:
+    """Acks a Faust stream's events (a ``noack()`` stream) in offset order per partition, each once the
+    records sent while processing it are written. Nothing waits on the agent's path: the futures' done
+    callbacks ack.
+
+    A refused record stops its partition: nothing from that event on is acked, the partition is
+    delivered again from that event after a back-off (:func:`retry_delay`, doubling up to 30 s while it
+    keeps failing) and the events delivered meanwhile are skipped (:meth:`skip`), so its outputs are sent
+    again instead of lost.
+    """
+
+    def __init__(self, app: Any, stage: str) -> None:
+        self.app, self.stage = app, stage
+        self.queues: dict[TP, deque[_Pending]] = {}
+        self.held: dict[TP, int] = {}  # partition -> offset it is delivered again from (skip anything later)
+        # per partition: consecutive failures (the back-off) and the offset that failed last (its ack ends them)
+        self.failures: dict[TP, tuple[int, int]] = {}
+
+    def skip(self, event: Any) -> bool:
+        """True for an event of a partition waiting to be delivered again from an earlier offset."""
+        msg = event.message
+        at = self.held.get(msg.tp)
+        if at is None:
+            return False
+        if msg.offset > at:
+            return True
+        del self.held[msg.tp]  # the redelivery has come
+        return False
+
+    def done(self, event: Any, sent: Sent) -> None:
+        """The event is processed; ack it once ``sent`` is written (and every earlier event of its partition is)."""
+        tp = event.message.tp
+        entry = _Pending(event, list(sent))
+        sent.clear()
+        self.queues.setdefault(tp, deque()).append(entry)
+        for fut, _, _ in entry.sent:
+            if not fut.done():
+                fut.add_done_callback(lambda _f, tp=tp: self._settle(tp))
+        self._settle(tp)
+
+    def _settle(self, tp: TP) -> None:
+        queue = self.queues.get(tp)
+        while queue:
+            head = queue[0]
+            if not all(f.done() for f, _, _ in head.sent):
+                return
+            failed = [(role, topic, reason) for f, role, topic in head.sent if (reason := send_error(f)) is not None]
+            if failed:
+                self._fail(tp, head, failed)
+                return
+            queue.popleft()
+            head.event.ack()
+            if tp in self.failures and head.event.message.offset >= self.failures[tp][1]:
+                del self.failures[tp]
+
+    def failed(self, event: Any, exc: SendFailed) -> None:
+        """A send of ``event`` failed while it was processed (already logged by :func:`confirm`): stop its
+        partition and deliver it again from its first un-acked event."""
+        tp = event.message.tp
+        queue = self.queues.get(tp)
+        offset = min(queue[0].event.message.offset, event.message.offset) if queue else event.message.offset
+        self._hold(tp, offset, exc.role, exc.topic, exc.reason, event.message.offset)
+
+    def _fail(self, tp: TP, head: _Pending, failed: list[tuple[str, str, str]]) -> None:
+        offset = head.event.message.offset
+        for role, topic, reason in failed:
+            metrics.SEND_FAILURES.labels(topic=role).inc()
+        role, topic, reason = failed[0]
+        log.error("send_failed", topic=topic, role=role, records=len(failed), reason=reason, stage=self.stage,
+                  source_topic=tp.topic, source_partition=tp.partition, source_offset=offset)
+        self._hold(tp, offset, role, topic, reason, offset)
+
+    def _hold(self, tp: TP, offset: int, role: str, topic: str, reason: str, failed_at: int) -> None:
+        self.queues.pop(tp, None)  # later events are not acked either: they are delivered again
+        n = self.failures.get(tp, (0, 0))[0] + 1
+        self.failures[tp] = (n, max(failed_at, self.failures.get(tp, (0, failed_at))[1]))
+        delay = retry_delay(n)
+        self.held[tp] = offset
+        log.error("partition_restarted", stage=self.stage, topic=tp.topic, partition=tp.partition,
+                  redeliver_from=offset, retry_in_seconds=delay, consecutive_failures=n,
+                  error=f"SendFailed: {role} topic {topic!r}: {reason}")
+        asyncio.get_running_loop().call_later(delay, self._redeliver, tp, offset)
+
+    def _redeliver(self, tp: TP, offset: int) -> None:
+        if self.held.get(tp) == offset and tp in self.app.consumer.assignment():
+            cast(Consumer, self.app.consumer).redeliver(tp, offset)
+
+    def revoked(self, tps: Iterable[Any]) -> None:
+        """Forget revoked partitions: their un-acked events go to the next owner."""
+        for tp in tps:
+            key = TP(tp.topic, tp.partition)
+            self.queues.pop(key, None)
+            self.held.pop(key, None)
+            self.failures.pop(key, None)
