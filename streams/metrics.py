@@ -82,6 +82,9 @@ IDLE_PARTITIONS = Gauge("distillguard_partitions_idle", "owned events partitions
 SEND_FAILURES = Counter("distillguard_send_failures", "records the broker refused or did not confirm, by destination topic "
                         "role (alerts, dead_letters, ...): their source events are processed again, nothing is "
                         "committed past them (docs/RELIABILITY.md)", ["topic"], registry=REGISTRY)
+MISKEYED = Counter("distillguard_events_miskeyed", "events whose record key is not their tenant_id (another value, or none): "
+                   "a tenant whose events reach several partitions has its state split between them, which changes "
+                   "its alerts (docs/STREAMING.md)", registry=REGISTRY)
 CHECKPOINT_AGE = Gauge("distillguard_checkpoint_age_seconds", "seconds since the last state checkpoint", registry=REGISTRY)
 
 

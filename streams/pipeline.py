@@ -396,6 +396,26 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         if usage_event:
             invalid.inc()
 
+    miskeyed_seen: dict[int, list[float]] = {}  # partition -> [events since its last warning, time of that warning]
+
+    def miskeyed(partition: int) -> None:
+        """Count an event whose key is not its tenant_id; warn at most once a minute per partition.
+
+        Why: the contract keys events by tenant; keyed otherwise (by event id, or not at all), a tenant's
+        events spread over partitions and each partition's stage sees a part of it: fragmented incidents,
+        missed ones. The event is processed all the same (refusing it would lose it). The key and the tenant
+        are not logged: both are input.
+        """
+        metrics.MISKEYED.inc()
+        seen = miskeyed_seen.setdefault(partition, [0, -math.inf])
+        seen[0] += 1
+        now = time.monotonic()
+        if now - seen[1] >= 60.0:
+            log.warning("events_miskeyed", partition=partition, events=seen[0],
+                        action="key each event by its tenant_id (shared/CONTRACT.md): a tenant whose events reach "
+                               "several partitions is split between their states, which changes its alerts")
+            seen[0], seen[1] = 0, now
+
     async def handle(rt: PartitionRuntime, data: bytes, key: bytes | None, source: tuple[str, int, int],
                      appended: float | None) -> None:
         """One event through its partition's tenant stage: alerts, dead letters, key summaries, metrics.
@@ -409,6 +429,8 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         except DecodeError as exc:
             await dead_letter(key, data, exc.reason, metrics.reason_label(exc.field, exc.reason), source, sent=rt.sent)
             return
+        if key != ev["tenant_id"].encode():  # (a tenant id is never normalised: one over 128 characters is refused)
+            miskeyed(partition)
         try:
             alerts = rt.stage.process(ev)  # restores the tenant from the table if it was evicted
         except Exception as exc:  # noqa: BLE001 - a detector bug must neither stop the partition nor lose the event
