@@ -194,3 +194,27 @@ def worker_factory(tmp_path: Path) -> Iterator:
     yield start
     for w in started:
         w.stop()
+
+
+@pytest.fixture
+def fixb_env(kafka_bootstrap: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The env of a process whose topics (none created here) all start with a private ``fixb`` prefix;
+    every topic and consumer group of that prefix is deleted at teardown."""
+    import contextlib
+
+    from kafka.admin import KafkaAdminClient
+
+    prefix = f"fixb{uuid.uuid4().hex[:10]}"
+    env = dg_env(prefix, kafka_bootstrap, DISTILLGUARD_DATA_DIR=str(tmp_path / "data"))
+    yield env
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        groups = [g["group_id"] for g in admin.list_groups() if g["group_id"].startswith(prefix)]
+        if groups:
+            with contextlib.suppress(Exception):  # a group still shutting down goes with the broker
+                admin.delete_groups(groups)
+        mine = [t for t in admin.list_topics() if t.startswith(prefix)]
+        if mine:
+            admin.delete_topics(mine)
+    finally:
+        admin.close()

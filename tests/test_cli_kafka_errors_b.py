@@ -7,7 +7,6 @@ the error must come before any connection.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import subprocess
@@ -15,7 +14,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -76,26 +74,6 @@ def topic_names(bootstrap: str) -> set[str]:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         return set(admin.list_topics())
-    finally:
-        admin.close()
-
-
-@pytest.fixture
-def fixb_env(kafka_bootstrap: str, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """The env of a process whose topics (none created here) all start with a private ``fixb`` prefix;
-    every topic and consumer group of that prefix is deleted at teardown."""
-    prefix = f"fixb{uuid.uuid4().hex[:10]}"
-    env = dg_env(prefix, kafka_bootstrap, DISTILLGUARD_DATA_DIR=str(tmp_path / "data"))
-    yield env
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    try:
-        groups = [g["group_id"] for g in admin.list_groups() if g["group_id"].startswith(prefix)]
-        if groups:
-            with contextlib.suppress(Exception):  # a group still shutting down goes with the broker
-                admin.delete_groups(groups)
-        mine = [t for t in admin.list_topics() if t.startswith(prefix)]
-        if mine:
-            admin.delete_topics(mine)
     finally:
         admin.close()
 

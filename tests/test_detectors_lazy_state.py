@@ -154,7 +154,10 @@ def test_a_one_event_tenants_snapshot_is_its_window_and_its_id() -> None:
     assert other.process(S._event("fl-1", 0, S.T0 + 6)) == [] and other.rejected  # its event id came back too
 
 
-def test_version_3_snapshots_restore_to_identical_behaviour() -> None:
+def _half_run() -> tuple[list[dict[str, Any]], int, list[dict[str, Any]], TenantDetector, TenantDetector,
+                         list[dict[str, Any]]]:
+    """The first half of a mixed stream through a detector, and an empty one (sharing its first-seen times) that
+    a test restores the first one's snapshots into: (events, cut, all alerts of one run, det, new, alerts so far)."""
     events = _mixed()
     cut = len(events) // 2
     want = _alerts(events, TenantDetector())
@@ -165,6 +168,11 @@ def test_version_3_snapshots_restore_to_identical_behaviour() -> None:
         out += det.process(e)
     new = TenantDetector(model_first_seen=shared)
     new.stream_start = det.stream_start
+    return events, cut, want, det, new, out
+
+
+def test_version_3_snapshots_restore_to_identical_behaviour() -> None:
+    events, cut, want, det, new, out = _half_run()
     for tid in det.tenant_ids:
         snap = det.snapshot(tid)
         old = _as_version_3(det, snap)
@@ -181,16 +189,7 @@ def test_version_3_snapshots_restore_to_identical_behaviour() -> None:
 
 
 def test_version_2_snapshots_restore_to_identical_behaviour() -> None:
-    events = _mixed()
-    cut = len(events) // 2
-    want = _alerts(events, TenantDetector())
-    shared: dict[str, float] = {}
-    det = TenantDetector(model_first_seen=shared)
-    out: list[dict[str, Any]] = []
-    for e in events[:cut]:
-        out += det.process(e)
-    new = TenantDetector(model_first_seen=shared)
-    new.stream_start = det.stream_start
+    events, cut, want, det, new, out = _half_run()
     kinds = set()
     for tid in det.tenant_ids:
         old = _as_version_2(det, det.snapshot(tid))

@@ -17,7 +17,7 @@ import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from tests.conftest import free_port
-from tests.test_cli_kafka_errors_b import assert_one_line, base_env, fixb_env, run_cli  # noqa: F401 -- fixture
+from tests.test_cli_kafka_errors_b import assert_one_line, base_env, run_cli
 
 OVERLAPS = [
     ({"DISTILLGUARD_DLQ_TOPIC": "same.topic", "DISTILLGUARD_EVENTS_TOPIC": "same.topic"},
