@@ -19,9 +19,11 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 ENV_PREFIX = "DISTILLGUARD_"
 ALERT_FORMATS = ("contract", "ocsf", "ecs")  # alert_formats values (docs/SIEM.md)
-# what Kafka accepts as a topic name; the app id prefixes the worker's internal topics, whose longest suffix is
-# "-tenant-state-changelog" (23 characters), so it may take up to 249 - 23 - 3 characters (a repartition suffix)
-_KAFKA_NAME = re.compile(r"[A-Za-z0-9._-]+")
+# Kafka's legal topic names (kafka.common.internals.Topic): the rule for topic settings, the app id (it prefixes
+# the worker's internal topics, whose longest suffix is "-tenant-state-changelog", hence at most 200 characters)
+# and replay's run ids, which name topics
+TOPIC_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+TOPIC_NAME_MAX = 249
 _APP_ID_MAX = 200
 # the topics of each role (the format topics only when their format is enabled): no two may be one topic
 _TOPIC_ROLES = ("events_topic", "dlq_topic", "alerts_topic", "feedback_topic", "notifications_topic")
@@ -129,15 +131,16 @@ class Settings(BaseSettings):
     @classmethod
     def _topic_name(cls, value: str) -> str:
         """A name Kafka refuses would fail deep in a client (a Faust crash, a kafka-python traceback)."""
-        if not _KAFKA_NAME.fullmatch(value) or len(value) > 249 or value in (".", ".."):
-            raise ValueError("is not a Kafka topic name (1-249 characters from A-Z, a-z, 0-9, '.', '_', '-')")
+        problem = topic_name_problem(value)
+        if problem:
+            raise ValueError(f"is not a Kafka topic name: it {problem}")
         return value
 
     @field_validator("app_id")
     @classmethod
     def _app_id_name(cls, value: str) -> str:
         """The app id names the consumer group and prefixes the worker's internal topics."""
-        if not _KAFKA_NAME.fullmatch(value) or len(value) > _APP_ID_MAX:
+        if topic_name_problem(value) or len(value) > _APP_ID_MAX:
             raise ValueError(f"must be 1-{_APP_ID_MAX} characters from A-Z, a-z, 0-9, '.', '_', '-' "
                              "(it prefixes the worker's internal topic names)")
         return value
@@ -209,6 +212,20 @@ _SECRET_FIELDS = frozenset({"sasl_password", "webhook_secret"})
 # error shows only their scheme and host
 _URL_FIELDS = frozenset({"webhook_url"})
 _NOT_SETTINGS = frozenset({"CONFIG", "NO_KAFKA"})  # DISTILLGUARD_* variables read elsewhere (the TOML path, tests)
+
+
+def topic_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a legal Kafka topic name (checked before any broker call), else None."""
+    if not name:
+        return "is empty"
+    if name in (".", ".."):
+        return "cannot be '.' or '..'"
+    if len(name) > TOPIC_NAME_MAX:
+        return f"is longer than {TOPIC_NAME_MAX} characters"
+    bad = sorted(set(name) - TOPIC_NAME_CHARS)
+    if bad:
+        return f"has characters Kafka does not allow in a topic name ({''.join(bad)!r}; use letters, digits, '.', '_', '-')"
+    return None
 
 
 def _where(field: str) -> str:

@@ -355,10 +355,11 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
                 state[checkpoint_key(rt.partition)] = orjson.dumps({"offset": offset, "meta": rt.stage.meta()})
         finally:
             faust_current_event.reset(token)
-        keys = {cast(Any, fut).message.key for fut, _, _ in written}
+        records = list(written)  # (confirm empties it; the keys are read only if a record was refused)
         try:  # the changelog records too: the events are acked (their offsets committable) only once they are in
             await confirm(written, source_partition=rt.partition, stage="tenant")
         except SendFailed:
+            keys = (cast(Any, fut).message.key for fut, _, _ in records)
             rewrite.setdefault(rt.partition, set()).update(k for k in keys if isinstance(k, bytes))
             raise
         if runtimes.get(rt.partition) is not rt:  # revoked while waiting: its events stay un-acked
@@ -511,8 +512,8 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         Not at once: the partition waits ``retry_delay`` (1 s, doubling up to 30 s while it keeps failing;
         its messages meanwhile are skipped, un-acked), so a failure that persists (a broker outage, a
         topic that refuses the records) stalls the partition with one error per attempt instead of
-        spinning, and the consumer's other partitions go on. ``partition_upkeep`` asks for the redelivery
-        if no message of the partition comes after the back-off."""
+        spinning, and the consumer's other partitions go on. A timer asks for the redelivery when the
+        back-off is over (or the partition's next message, if it comes first)."""
         if runtimes.get(rt.partition) is not rt:  # revoked (or restarted) meanwhile: nothing to hold back
             log.error("partition_restart_skipped", partition=rt.partition, offset=msg.offset,
                       error=f"{type(exc).__name__}: {str(exc)[:300]}", reason="the partition's runtime is gone")
@@ -868,10 +869,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             if tp.topic != settings.events_topic:
                 continue
             hold = retry.get(tp.partition)
-            if hold is not None and hold[2] is not None:  # restarted after a failure (restart_partition)
-                if now >= hold[1]:  # back-off over and no message of it came to ask for the redelivery
-                    cast(Consumer, app.consumer).redeliver(tp, hold[2])
-                    hold[2] = None
+            if hold is not None and hold[2] is not None:  # restarted, waiting out its back-off (restart_partition)
                 continue
             rt = runtime(tp.partition)
             await checkpoint_quiet(rt)

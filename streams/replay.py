@@ -36,7 +36,7 @@ from kafka.partitioner import murmur2
 
 from detectors.common import DetectorConfig
 from detectors.stages import ClusterStage, TenantStage
-from distillguard.settings import Settings
+from distillguard.settings import Settings, topic_name_problem
 from schemas import DecodeError
 from schemas.dead_letter import dead_letter_record
 
@@ -51,25 +51,6 @@ class ReplayError(Exception):
 
 class ReplayInterrupted(Exception):
     """SIGINT/SIGTERM arrived while the reader waited for records: stop at the last processed record."""
-
-
-# Kafka's legal topic names (kafka.common.internals.Topic): also the rule for run ids, which name topics
-TOPIC_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-TOPIC_NAME_MAX = 249
-
-
-def topic_name_problem(name: str) -> str | None:
-    """Why ``name`` is not a legal Kafka topic name (checked before any broker call), else None."""
-    if not name:
-        return "is empty"
-    if name in (".", ".."):
-        return "cannot be '.' or '..'"
-    if len(name) > TOPIC_NAME_MAX:
-        return f"is longer than {TOPIC_NAME_MAX} characters"
-    bad = sorted(set(name) - TOPIC_NAME_CHARS)
-    if bad:
-        return f"has characters Kafka does not allow in a topic name ({''.join(bad)!r}; use letters, digits, '.', '_', '-')"
-    return None
 
 
 # ---------------------------------------------------------------------------------------------- parsing

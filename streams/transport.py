@@ -409,8 +409,8 @@ def track(fut: asyncio.Future, sent: Sent | None, role: str, topic_name: str,
     """Keep a send's future in ``sent`` (or, without one, log and count its failure when it comes)."""
     if on_written is not None:
         fut.add_done_callback(lambda f: on_written() if not f.cancelled() and f.exception() is None else None)
-    fut.add_done_callback(send_error)  # retrieved even if nobody checks it any more (a restarted partition)
     if sent is not None:
+        fut.add_done_callback(send_error)  # retrieved even if nobody checks it any more (a restarted partition)
         sent.append((fut, role, topic_name))
         return
 
@@ -514,10 +514,10 @@ class OrderedAcks:
         return False
 
     def done(self, event: Any, sent: Sent) -> None:
-        """The event is processed; ack it once ``sent`` is written (and every earlier event of its partition is)."""
+        """The event is processed; ack it once ``sent`` is written (and every earlier event of its partition is).
+        Takes ``sent`` over: each caller collects one list per event."""
         tp = event.message.tp
-        entry = _Pending(event, list(sent))
-        sent.clear()
+        entry = _Pending(event, sent)
         self.queues.setdefault(tp, deque()).append(entry)
         for fut, _, _ in entry.sent:
             if not fut.done():

@@ -148,7 +148,8 @@ def _check_range(args: argparse.Namespace) -> None:
 
 def _check_args(args: argparse.Namespace) -> None:
     """Raise ReplayError for names and option combinations that are wrong whatever the broker holds."""
-    from streams.replay import ReplayError, topic_name_problem
+    from distillguard.settings import topic_name_problem
+    from streams.replay import ReplayError
 
     for flag, name in (("--run-id", args.run_id), ("--output-topic", args.output_topic), ("--topic", args.topic)):
         problem = topic_name_problem(name) if name is not None else None
