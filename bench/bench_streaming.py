@@ -73,12 +73,29 @@ def produce(topic: str, events, rate: float | None = None) -> int:
     return n
 
 
+# The transport ceiling: a worker whose tenant stage does no detection (every event is still fetched, decoded,
+# validated, counted, checkpointed and acked). What it reaches bounds any detection core under this worker.
+NO_DETECTION = """
+import sys
+import detectors.stages as stages
+
+def process(self, event):
+    self.rejected = None
+    return []
+
+stages.TenantStage.process = process
+from distillguard.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 class Worker:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, *, detection: bool = True) -> None:
         self.port = free_port()
         self.log = log
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, "-m", "distillguard.cli", "worker", "--web-port", str(self.port)],
+        entry = ["-m", "distillguard.cli"] if detection else ["-c", NO_DETECTION]
+        self.proc = subprocess.Popen([sys.executable, *entry, "worker", "--web-port", str(self.port)],
                                      env=env, cwd=REPO, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
 
     def metric(self, name: str) -> float:
@@ -149,22 +166,35 @@ async def bare_consumer(topic: str, n: int) -> float:
         await consumer.stop()
 
 
-def throughput(n_events: int, tmp: Path) -> dict:
+def _worker_run(env: dict[str, str], n: int, log: Path, detection: bool) -> tuple[float, float]:
+    """(events/s, CPU µs per event) of one worker over the whole topic, from its first processed event."""
+    w = Worker(env, log, detection=detection)
+    try:
+        first, done = w.wait_count(n)
+    finally:
+        w.stop()
+    counted, cpu_s = getattr(w, "cpu_span", (0, float("nan")))
+    return n / (done - first), 1e6 * cpu_s / counted if counted else float("nan")
+
+
+def throughput(n_events: int, tmp: Path, ceiling: bool = True) -> dict:
+    """Bare consumer, worker and (``ceiling``) a worker without detection, each over the same topic; every
+    worker run has its own consumer group (a new group id), so each reads the topic from its start."""
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     env = create(prefix)
     try:
         events = list(syn.metadata_stream(200, n_events // 200, seed=3))  # ~14 events per tenant window
         produce(env["DISTILLGUARD_EVENTS_TOPIC"], events)
         bare_s = asyncio.run(bare_consumer(env["DISTILLGUARD_EVENTS_TOPIC"], len(events)))
-        w = Worker(env, tmp / "throughput.log")
-        try:
-            first, done = w.wait_count(len(events))
-        finally:
-            w.stop()
-        worker_s = done - first
-        counted, cpu_s = getattr(w, "cpu_span", (0, float("nan")))
-        return {"events": len(events), "bare_rate": len(events) / bare_s, "worker_rate": len(events) / worker_s,
-                "worker_cpu_us_per_event": 1e6 * cpu_s / counted if counted else float("nan")}
+        rate, cpu = _worker_run(env, len(events), tmp / "throughput.log", detection=True)
+        out = {"events": len(events), "bare_rate": len(events) / bare_s, "worker_rate": rate,
+               "worker_cpu_us_per_event": cpu}
+        if ceiling:
+            env = {**env, "DISTILLGUARD_APP_ID": env["DISTILLGUARD_APP_ID"] + "-nodetect",
+                   "DISTILLGUARD_DATA_DIR": tempfile.mkdtemp(prefix="dg-bench-")}
+            out["ceiling_rate"], out["ceiling_cpu_us_per_event"] = _worker_run(
+                env, len(events), tmp / "throughput-nodetect.log", detection=False)
+        return out
     finally:
         cleanup(prefix)
 
@@ -282,6 +312,10 @@ def main() -> None:
         print(f"  distillguard worker (1 process)       : {r['worker_rate']:>10,.0f} events/s")
         print(f"  ratio worker/bare                     : {r['worker_rate'] / r['bare_rate']:.3f}")
         print(f"  worker CPU per event                  : {r['worker_cpu_us_per_event']:>10,.0f} us")
+        if "ceiling_rate" in r:
+            print(f"  worker without detection (ceiling)    : {r['ceiling_rate']:>10,.0f} events/s, "
+                  f"{r['ceiling_cpu_us_per_event']:,.0f} us CPU per event")
+            print(f"  ratio ceiling/bare                    : {r['ceiling_rate'] / r['bare_rate']:.3f}")
     if args.only in (None, "latency"):
         r = latency(args.rate, args.seconds, tmp)
         print(f"latency at {r['rate']:.0f} events/s: {r['alerts']} alerts, event append -> alert append "

@@ -7,7 +7,7 @@ import faust
 from distillguard.settings import Settings
 from streams import metrics
 from streams.clients import faust_broker_config
-from streams.transport import Transport
+from streams.transport import Transport, failing_inputs
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -36,6 +36,7 @@ def create_app(settings: Settings) -> faust.App:
     # anything (topics, agents) makes the app build Faust's default transport
     app.transport = Transport(app.conf.broker_consumer, app)
     app.conf.distillguard = settings  # type: ignore[attr-defined]
+    metrics.PARTITIONS_FAILING.set_function(lambda: len(failing_inputs(app)))
 
     @app.page("/metrics")
     async def metrics_page(web, request):  # type: ignore[no-untyped-def]
@@ -54,6 +55,12 @@ def create_app(settings: Settings) -> faust.App:
             return web.json({"ready": False, "missing_topics": missing,
                              "reason": "subscribed topics do not exist: create them with `distillguard topics create`"},
                             status=503)
+        failing = failing_inputs(app)
+        if failing:
+            return web.json({"ready": False, "failing_partitions": failing,
+                             "reason": "the broker refuses records produced from these partitions (logged as "
+                                       "send_failed): they are delivered again with a back-off, and nothing past "
+                                       "them is committed"}, status=503)
         ready = app.rebalancing is False and bool(app.consumer.assignment())
         return web.json({"ready": ready}, status=200 if ready else 503)
 

@@ -77,6 +77,9 @@ EVENT_TIME = Counter("distillguard_event_time_adjusted", "events processed with 
                      "closed windows) or future_clamped (quarantined far-future timestamp)", ["kind"], registry=REGISTRY)
 CATCH_UP = Counter("distillguard_catch_up_events", "events read outside the group because a partition resumed past "
                    "its restored checkpoint (docs/RELIABILITY.md)", registry=REGISTRY)
+PARTITIONS_FAILING = Gauge("distillguard_partitions_failing", "input partitions held back because the broker "
+                           "refused or did not confirm records produced from them (logged as send_failed); "
+                           "/readyz answers 503 while any is", registry=REGISTRY)
 IDLE_PARTITIONS = Gauge("distillguard_partitions_idle", "owned events partitions this worker declares idle (they do not "
                         "hold cluster windows back: docs/STREAMING.md)", registry=REGISTRY)
 SEND_FAILURES = Counter("distillguard_send_failures", "records the broker refused or did not confirm, by destination topic "

@@ -186,8 +186,9 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
     tenants_store = TableTenants(state)
     track_changelog(state, "tenant_state")  # its records' futures: confirmed at each checkpoint (``collecting``)
     # events partition -> [consecutive send failures, monotonic time it may go on, offset to deliver it again
-    # from (None once asked for), highest offset that failed]: a partition whose output was refused waits
-    # (back-off) before it is retried
+    # from (None once asked for), highest offset that failed, that offset again (kept: the lag gauge's position
+    # while the partition has no runtime)]: a partition whose output was refused waits (back-off) before it is
+    # retried, and counts as failing (/readyz) until a checkpoint passes what failed
     retry: dict[int, list[Any]] = {}
     # events partition -> tenant-state keys whose changelog records were refused: written again (from the
     # table) with the next checkpoint, which only rewrites the tenants changed since
@@ -518,14 +519,14 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             log.error("partition_restart_skipped", partition=rt.partition, offset=msg.offset,
                       error=f"{type(exc).__name__}: {str(exc)[:300]}", reason="the partition's runtime is gone")
             return
-        hold = retry.setdefault(rt.partition, [0, 0.0, None, -1])
+        hold = retry.setdefault(rt.partition, [0, 0.0, None, -1, -1])
         hold[0] += 1
         hold[3] = max(hold[3], rt.processed_offset)  # a checkpoint past it ends the back-off
         # from its checkpoint, or from its first un-acked event if that is earlier (a runtime restored from a
         # checkpoint whose changelog records were refused: the events it covers were never acked)
         again = min([rt.checkpointed_offset + 1, *(m.offset for m in rt.pending[:1])])
         delay = retry_delay(hold[0])
-        hold[1], hold[2] = time.monotonic() + delay, again
+        hold[1], hold[2], hold[4] = time.monotonic() + delay, again, again
         log.error("partition_restarted", partition=rt.partition, offset=msg.offset,
                   error=f"{type(exc).__name__}: {str(exc)[:300]}", redeliver_from=again,
                   retry_in_seconds=delay, consecutive_failures=hold[0])
@@ -672,6 +673,9 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
     # the summary partition's restart after a refused send: [consecutive failures, offset it is delivered
     # again from (skip anything later until it comes), or None]
     cluster_retry: list[Any] = [0, None]
+    cast(Transport, app.transport).failing.append(  # what /readyz names as held back by refused sends
+        lambda: [*(TP(settings.events_topic, p) for p in retry),
+                 *([TP(summaries_topic.get_topic_name(), 0)] if cluster_retry[0] else [])])
     cluster = ClusterRuntime(ClusterStage(config), SourceWatermarks(parts, settings.idle_partition_seconds))
 
     def cluster_runtime() -> ClusterRuntime:
@@ -833,10 +837,19 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
     async def report_progress() -> None:
         """Consumer lag per owned partition, age of the oldest un-checkpointed work, tenants in memory."""
         now = time.monotonic()
-        for p, rt in list(runtimes.items()):
-            tp = next((t for t in app.consumer.assignment() if t.topic == settings.events_topic and t.partition == p), None)
-            if tp is not None:
-                metrics.LAG.labels(partition=str(p)).set(max(0, app.consumer.highwater(tp) - rt.last_offset - 1))
+        for tp in app.consumer.assignment():
+            if tp.topic != settings.events_topic:
+                continue
+            rt, hold = runtimes.get(tp.partition), retry.get(tp.partition)
+            if rt is not None:
+                position = rt.last_offset + 1
+            elif hold is not None:  # restarted after a refused send: everything from its redelivery point waits
+                position = hold[4]
+            else:
+                continue  # assigned, nothing delivered yet
+            highwater = app.consumer.highwater(tp)
+            if highwater is not None:
+                metrics.LAG.labels(partition=str(tp.partition)).set(max(0, highwater - position))
         metrics.CHECKPOINT_AGE.set(checkpoint_age(now))
         metrics.TENANTS.set(sum(len(rt.stage.detector) for rt in runtimes.values()))
         metrics.IDLE_PARTITIONS.set(sum(rt.idle_declared for rt in runtimes.values()))
@@ -933,11 +946,11 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             if tp.topic == settings.events_topic:
                 retry.pop(tp.partition, None)  # the next owner starts from the committed offset
                 rewrite.pop(tp.partition, None)
+                with contextlib.suppress(KeyError):  # no lag sample yet
+                    metrics.LAG.remove(str(tp.partition))
             if tp.topic == settings.events_topic and tp.partition in runtimes:
                 rt = runtimes.pop(tp.partition)
                 await withdraw_idle(rt)
-                with contextlib.suppress(KeyError):  # no lag sample yet
-                    metrics.LAG.remove(str(tp.partition))
                 log.info("partition_revoked", partition=tp.partition, tenants=len(rt.stage.detector),
                          unacked_events=len(rt.pending), checkpointed_offset=rt.checkpointed_offset,
                          last_offset=rt.last_offset)

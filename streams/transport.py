@@ -346,6 +346,18 @@ class Transport(faust_aiokafka.Transport):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.direct: dict[str, DirectHandler] = {}
+        #: callables returning the input partitions held back by refused sends (see :func:`failing_inputs`)
+        self.failing: list[Callable[[], Iterable[TP]]] = []
+
+
+def failing_inputs(app: Any) -> list[dict[str, Any]]:
+    """Input partitions held back because the broker refused (or did not confirm) records produced from them:
+    they wait for their redelivery, and count as failing until the work that failed is checkpointed or acked.
+    ``/readyz`` answers 503 naming them and ``distillguard_partitions_failing`` counts them: their consumer
+    lag alone does not show a stall (a restarted partition has no new position to report)."""
+    sources = getattr(app.transport, "failing", ())
+    held = {(tp.topic, tp.partition) for source in sources for tp in source()}
+    return [{"topic": topic, "partition": partition} for topic, partition in sorted(held)]
 
 
 
@@ -501,6 +513,9 @@ class OrderedAcks:
         self.held: dict[TP, int] = {}  # partition -> offset it is delivered again from (skip anything later)
         # per partition: consecutive failures (the back-off) and the offset that failed last (its ack ends them)
         self.failures: dict[TP, tuple[int, int]] = {}
+        failing = getattr(app.transport, "failing", None)
+        if failing is not None:
+            failing.append(lambda: self.failures)
 
     def skip(self, event: Any) -> bool:
         """True for an event of a partition waiting to be delivered again from an earlier offset."""

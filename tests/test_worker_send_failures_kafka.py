@@ -98,6 +98,19 @@ def test_refused_alerts_are_sent_again_and_not_committed_past(kafka_env, worker_
     assert consume(bootstrap, alerts_topic, idle_ms=500) == []
     assert worker.metric("distillguard_send_failures_total", topic="alerts") >= 1
     assert worker.metric("distillguard_alerts_total") == 0  # counted once written, not when buffered
+    # the stall shows: /readyz names the held partitions, the gauge counts them, and their lag is what waits
+    status, body = worker.get("/readyz")
+    doc = orjson.loads(body)
+    assert status == 503 and doc["ready"] is False and "send_failed" in doc["reason"], doc
+    held = {f["partition"] for f in doc["failing_partitions"]}
+    assert {f["topic"] for f in doc["failing_partitions"]} == {events_topic}
+    restarted = {r["partition"] for r in log_events(worker, "partition_restarted") if "stage" not in r}
+    assert held and held <= restarted, (held, restarted)
+    assert worker.metric("distillguard_partitions_failing") >= len(held)
+    deadline = time.time() + 15  # the lag gauge is refreshed every 5 s
+    while not all(worker.metric("distillguard_consumer_lag", partition=str(p)) > 0 for p in held):
+        assert time.time() < deadline, f"no lag reported for the held partitions {held}"
+        time.sleep(0.5)
 
     set_max_bytes(bootstrap, alerts_topic, DEFAULT_MAX)
     live = consume_alerts(bootstrap, alerts_topic, until=lambda rs: expected <= {a["alert_id"] for a in rs},
@@ -110,6 +123,10 @@ def test_refused_alerts_are_sent_again_and_not_committed_past(kafka_env, worker_
         first_source[p] = min(first_source[p], meta["source_offset"])
     for p, offset in first_source.items():  # nothing committed past an event whose alert was refused
         assert during[p] <= offset, f"partition {p}: committed {during[p]} past the alerting event {offset}"
+    deadline = time.time() + 30  # ready again once a checkpoint passes what failed
+    while (status := worker.get("/readyz")[0]) != 200 or worker.metric("distillguard_partitions_failing") != 0:
+        assert time.time() < deadline, f"/readyz {status} after the topic accepted the alerts again"
+        time.sleep(0.5)
     assert worker.alive()
 
 
