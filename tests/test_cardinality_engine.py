@@ -5,7 +5,7 @@ stay under the cap (evicted ones spill to RocksDB and every tenth, which returns
 grows by far less than the ~6.9 KB a tenant that unbounded state would cost, and the real tenants'
 alerts -- the attacker's included -- are exactly those of a run without the flood.
 Sizes: ``DG_ENGINE_FLOOD_TENANTS`` (default 50,000) with a cap of ``DG_ENGINE_FLOOD_CAP`` (default 2,000);
-``make soak`` runs 1,000,000 with a cap of 20,000.
+``make test`` (what CI runs) and ``make soak`` run 1,000,000 with a cap of 20,000.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ table) and restored when they return; memory stays bounded; the real tenants' al
 of a run without the flood, and the attacker inside the flood is detected.
 
 Sizes: ``DG_FLOOD_TENANTS`` distinct tenants (default 6,000) and ``DG_FLOOD_CAP`` tenants in memory
-(default 500); ``make soak`` uses 50,000 tenants with the default cap (the 1,000,000-tenant flood with a
+(default 500); ``make test`` and ``make soak`` use 50,000 tenants with the default cap (the 1,000,000-tenant flood with a
 cap of 20,000 runs through the engine: tests/test_cardinality_engine.py).
 """
 

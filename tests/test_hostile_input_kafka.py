@@ -1,7 +1,7 @@
 """Poison and hostile input through Kafka: a real worker keeps going, dead-letters every bad input with its
 reason, processes every valid one, detects the attacker inside, and its memory stays bounded.
 
-The mix (``DG_HOSTILE_EVENTS`` messages, default 20,000; ``make soak`` sends 100,000): real traffic (an
+The mix (``DG_HOSTILE_EVENTS`` messages, default 20,000; ``make test`` and ``make soak`` send 100,000): real traffic (an
 extraction attacker among benign tenants), then malformed inputs of a dozen kinds as raw bytes (invalid
 UTF-8, deep nesting, oversized strings, NaN/Infinity, huge numbers, duplicate keys, missing fields, wrong
 types, non-objects, truncated JSON, control characters in timestamps, invalid dates, prompt text in a bad
