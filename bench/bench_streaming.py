@@ -2,7 +2,8 @@
 
 1. Throughput: one ``distillguard worker`` over a filled 6-partition events topic, beside a bare
    aiokafka consumer that only decodes (``orjson.loads``) the same topic, in the same run; prints
-   both rates and their ratio.
+   both rates and their ratio. Then the same worker with its tenant stage doing no detection over the
+   same topic: the transport's ceiling, which bounds any detection core under this worker.
 2. Latency at a steady load: events produced at a fixed rate by attack and benign tenants; for
    each alert, the time from the append of the event whose processing emitted it to the alert's
    own append (both topics use LogAppendTime); p50/p99.
