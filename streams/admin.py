@@ -88,7 +88,8 @@ def partition_counts(settings: Settings, names: list[str]) -> dict[str, int]:
     """``{topic: partitions}`` of the topics in ``names`` that exist (the broker's metadata; nothing is created)."""
     admin = KafkaAdminClient(client_id="distillguard-admin", **kafka_python_config(settings))
     try:
-        present = [n for n in names if n in set(admin.list_topics())]
+        existing = set(admin.list_topics())  # (one metadata request, not one per name)
+        present = [n for n in names if n in existing]
         return {d.get("name", d.get("topic")): len(d["partitions"]) for d in admin.describe_topics(present)
                 if d["error_code"] == 0 and d["partitions"]} if present else {}
     finally:
@@ -111,7 +112,8 @@ def delete_topics(settings: Settings, names: list[str]) -> None:
     """Delete topics that exist (tests clean up after themselves with this)."""
     admin = KafkaAdminClient(client_id="distillguard-admin", **kafka_python_config(settings))
     try:
-        present = [n for n in names if n in set(admin.list_topics())]
+        existing = set(admin.list_topics())  # (one metadata request, not one per name)
+        present = [n for n in names if n in existing]
         if present:
             admin.delete_topics(present)
     finally:

@@ -128,9 +128,8 @@ def register_delivery(app: faust.App, settings: Settings) -> None:
                 try:
                     await send(delivery_topic, sent, "delivery", KEY,
                                orjson.dumps({"type": "alert", "now": time.time(), "alert": alert}))
-                except Exception as exc:  # noqa: BLE001 - refused at once by the producer: deliver it again
-                    rekey_acks.failed(event, SendFailed("delivery", delivery_topic.get_topic_name(),
-                                                        f"{type(exc).__name__}: {str(exc)[:200]}", 1))
+                except SendFailed as exc:  # refused at once by the producer: deliver it again
+                    rekey_acks.failed(event, exc)
                     continue
             rekey_acks.done(event, sent)
 
@@ -159,13 +158,9 @@ def register_delivery(app: faust.App, settings: Settings) -> None:
             notes = []
         sent: Sent = []
         if notes:
-            try:
-                for note in notes:
-                    meta = note["notification"]
-                    await send(notifications, sent, "notifications", meta["incident_key"].encode(), orjson.dumps(note))
-            except Exception as exc:  # noqa: BLE001 - refused at once by the producer
-                raise SendFailed("notifications", notifications.get_topic_name(),
-                                 f"{type(exc).__name__}: {str(exc)[:200]}", 1) from exc
+            for note in notes:
+                await send(notifications, sent, "notifications", note["notification"]["incident_key"].encode(),
+                           orjson.dumps(note))
             await confirm(sent, stage="delivery", source_partition=event.message.partition)
             for note in notes:
                 metrics.NOTIFICATIONS.labels(reason=note["notification"]["reason"]).inc()

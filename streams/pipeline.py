@@ -160,6 +160,19 @@ class ClusterRuntime:
     sent: Sent = field(default_factory=list)  # records sent for the pending records, confirmed at the checkpoint
 
 
+@dataclass
+class Hold:
+    """An events partition restarted after a refused send (``restart_partition``): it waits out a back-off,
+    is delivered again from its checkpoint, and counts as failing (/readyz) until a checkpoint passes what
+    failed."""
+
+    failures: int = 0  # consecutive send failures (the back-off doubles with each)
+    until: float = 0.0  # monotonic time the back-off ends
+    redeliver_from: int = -1  # the offset it is delivered again from (also the lag gauge's position meanwhile)
+    asked: bool = True  # its redelivery was asked for (False while it waits out the back-off)
+    failed_offset: int = -1  # the highest offset that failed: a checkpoint past it ends the hold
+
+
 # the fields of a feedback record (schemas/feedback.schema.json): the only ones forwarded to internal topics
 FEEDBACK_FIELDS = ("alert_id", "label", "tenant_id", "note")
 
@@ -185,11 +198,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
     valid, invalid = metrics.EVENTS.labels(result="valid"), metrics.EVENTS.labels(result="invalid")
     tenants_store = TableTenants(state)
     track_changelog(state, "tenant_state")  # its records' futures: confirmed at each checkpoint (``collecting``)
-    # events partition -> [consecutive send failures, monotonic time it may go on, offset to deliver it again
-    # from (None once asked for), highest offset that failed, that offset again (kept: the lag gauge's position
-    # while the partition has no runtime)]: a partition whose output was refused waits (back-off) before it is
-    # retried, and counts as failing (/readyz) until a checkpoint passes what failed
-    retry: dict[int, list[Any]] = {}
+    retry: dict[int, Hold] = {}  # events partition -> its hold after a refused send
     # events partition -> tenant-state keys whose changelog records were refused: written again (from the
     # table) with the next checkpoint, which only rewrites the tenants changed since
     rewrite: dict[int, set[bytes]] = {}
@@ -367,7 +376,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             return
         rewrite.pop(rt.partition, None)
         hold = retry.get(rt.partition)
-        if hold is not None and offset >= hold[3]:  # past what failed: the next failure backs off from 1 s again
+        if hold is not None and offset >= hold.failed_offset:  # past what failed: the next failure backs off from 1 s
             del retry[rt.partition]
         rt.checkpointed_offset = offset
         ack = app.consumer.ack
@@ -492,11 +501,11 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         Returns None, or (after a failure) the offset the partition must be delivered again from.
         """
         hold = retry.get(msg.partition)
-        if hold is not None and hold[2] is not None:  # restarted: waiting out its back-off
-            if time.monotonic() < hold[1]:
-                return None  # neither processed nor acked: delivered again from hold[2]
-            again, hold[2] = hold[2], None
-            return cast(int, again)
+        if hold is not None and not hold.asked:  # restarted: waiting out its back-off
+            if time.monotonic() < hold.until:
+                return None  # neither processed nor acked: delivered again from hold.redeliver_from
+            hold.asked = True
+            return hold.redeliver_from
         rt = runtime(msg.partition, msg.offset)
         try:
             await detect_one(rt, msg)
@@ -519,24 +528,25 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             log.error("partition_restart_skipped", partition=rt.partition, offset=msg.offset,
                       error=f"{type(exc).__name__}: {str(exc)[:300]}", reason="the partition's runtime is gone")
             return
-        hold = retry.setdefault(rt.partition, [0, 0.0, None, -1, -1])
-        hold[0] += 1
-        hold[3] = max(hold[3], rt.processed_offset)  # a checkpoint past it ends the back-off
+        hold = retry.setdefault(rt.partition, Hold())
+        hold.failures += 1
+        hold.failed_offset = max(hold.failed_offset, rt.processed_offset)
         # from its checkpoint, or from its first un-acked event if that is earlier (a runtime restored from a
         # checkpoint whose changelog records were refused: the events it covers were never acked)
         again = min([rt.checkpointed_offset + 1, *(m.offset for m in rt.pending[:1])])
-        delay = retry_delay(hold[0])
-        hold[1], hold[2], hold[4] = time.monotonic() + delay, again, again
+        delay = retry_delay(hold.failures)
+        hold.until, hold.redeliver_from, hold.asked = time.monotonic() + delay, again, False
         log.error("partition_restarted", partition=rt.partition, offset=msg.offset,
                   error=f"{type(exc).__name__}: {str(exc)[:300]}", redeliver_from=again,
-                  retry_in_seconds=delay, consecutive_failures=hold[0])
+                  retry_in_seconds=delay, consecutive_failures=hold.failures)
         if runtimes.get(rt.partition) is rt:
             del runtimes[rt.partition]
         tp = TP(events_topic.get_topic_name(), rt.partition)
 
         def release() -> None:  # the back-off is over: deliver the partition again from its checkpoint
-            if retry.get(rt.partition) is hold and hold[2] == again and tp in app.consumer.assignment():
-                hold[2] = None
+            if (retry.get(rt.partition) is hold and not hold.asked and hold.redeliver_from == again
+                    and tp in app.consumer.assignment()):
+                hold.asked = True
                 cast(Consumer, app.consumer).redeliver(tp, again)
         asyncio.get_running_loop().call_later(delay, release)
 
@@ -595,9 +605,9 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             sent: Sent = []
             try:
                 await rekey_one(event, sent)
-            except SendFailed as exc:
+            except SendFailed as exc:  # (refused at once by the producer, too: streams.transport.send)
                 rekey_acks.failed(event, exc)
-            except Exception as exc:  # noqa: BLE001 - e.g. the producer refused at once: deliver it again
+            except Exception as exc:  # noqa: BLE001 - anything unexpected: deliver it again, do not stop the agent
                 rekey_acks.failed(event, SendFailed("feedback_by_tenant", by_tenant.get_topic_name(),
                                                     f"{type(exc).__name__}: {str(exc)[:200]}", 1))
             else:
@@ -647,8 +657,8 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
         alerts = det.apply_feedback(record)
         sent: Sent = []
         if alerts:  # written before the tenant's snapshot (a verdict is rare: waiting here costs nothing)
-            await publish(alerts, sent=sent)
             try:
+                await publish(alerts, sent=sent)
                 await confirm(sent, stage="feedback", source_partition=event.message.partition)
             except SendFailed as exc:
                 # the tenant in memory has the verdict applied, its snapshot in the table not: restart the
@@ -844,7 +854,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             if rt is not None:
                 position = rt.last_offset + 1
             elif hold is not None:  # restarted after a refused send: everything from its redelivery point waits
-                position = hold[4]
+                position = hold.redeliver_from
             else:
                 continue  # assigned, nothing delivered yet
             highwater = app.consumer.highwater(tp)
@@ -882,7 +892,7 @@ def register_pipeline(app: faust.App, settings: Settings, config: DetectorConfig
             if tp.topic != settings.events_topic:
                 continue
             hold = retry.get(tp.partition)
-            if hold is not None and hold[2] is not None:  # restarted, waiting out its back-off (restart_partition)
+            if hold is not None and not hold.asked:  # restarted, waiting out its back-off (restart_partition)
                 continue
             rt = runtime(tp.partition)
             await checkpoint_quiet(rt)

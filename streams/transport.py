@@ -355,10 +355,8 @@ def failing_inputs(app: Any) -> list[dict[str, Any]]:
     they wait for their redelivery, and count as failing until the work that failed is checkpointed or acked.
     ``/readyz`` answers 503 naming them and ``distillguard_partitions_failing`` counts them: their consumer
     lag alone does not show a stall (a restarted partition has no new position to report)."""
-    sources = getattr(app.transport, "failing", ())
-    held = {(tp.topic, tp.partition) for source in sources for tp in source()}
+    held = {(tp.topic, tp.partition) for source in cast(Transport, app.transport).failing for tp in source()}
     return [{"topic": topic, "partition": partition} for topic, partition in sorted(held)]
-
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -407,12 +405,17 @@ async def send(topic: Any, sent: Sent | None, role: str, key: bytes | None, valu
 
     ``on_written``: called once the broker has the record (the metrics count written records only).
     ``sent`` None: nobody checks it; a refusal is still logged (``send_failed``) and counted.
+    A record the producer refuses at once (before buffering it) raises :class:`SendFailed` here, as a refusal
+    found by :func:`confirm` does later: callers handle both the same way.
     """
     # what ``Topic.send`` does (without attachments, which are off), keeping the FutureMessage: Faust's
     # ``_on_published`` sets the broker's answer on it, and checking it here retrieves a refusal (else asyncio
     # logs "FutureMessage exception was never retrieved")
     fut = topic.as_future_message(key=key, value=value)
-    await topic.publish_message(fut)
+    try:
+        await topic.publish_message(fut)
+    except Exception as exc:  # noqa: BLE001 - the producer refused it at once (e.g. closed, or a size check)
+        raise SendFailed(role, topic.get_topic_name(), f"{type(exc).__name__}: {str(exc)[:200]}", 1) from exc
     track(fut, sent, role, topic.get_topic_name(), on_written)
 
 
@@ -513,9 +516,7 @@ class OrderedAcks:
         self.held: dict[TP, int] = {}  # partition -> offset it is delivered again from (skip anything later)
         # per partition: consecutive failures (the back-off) and the offset that failed last (its ack ends them)
         self.failures: dict[TP, tuple[int, int]] = {}
-        failing = getattr(app.transport, "failing", None)
-        if failing is not None:
-            failing.append(lambda: self.failures)
+        cast(Transport, app.transport).failing.append(lambda: self.failures)  # named by /readyz
 
     def skip(self, event: Any) -> bool:
         """True for an event of a partition waiting to be delivered again from an earlier offset."""
@@ -573,8 +574,9 @@ class OrderedAcks:
 
     def _hold(self, tp: TP, offset: int, role: str, topic: str, reason: str, failed_at: int) -> None:
         self.queues.pop(tp, None)  # later events are not acked either: they are delivered again
-        n = self.failures.get(tp, (0, 0))[0] + 1
-        self.failures[tp] = (n, max(failed_at, self.failures.get(tp, (0, failed_at))[1]))
+        n, last_failed = self.failures.get(tp, (0, failed_at))
+        n += 1
+        self.failures[tp] = (n, max(failed_at, last_failed))
         delay = retry_delay(n)
         self.held[tp] = offset
         log.error("partition_restarted", stage=self.stage, topic=tp.topic, partition=tp.partition,
